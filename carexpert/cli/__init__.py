@@ -1,0 +1,1 @@
+"""The ``carexpert`` command: thin argparse layer over the core."""

@@ -1,0 +1,1 @@
+"""carexpert-tui: the Textual app over the carexpert core (presents and steers; no ML logic)."""
