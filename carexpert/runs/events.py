@@ -51,7 +51,7 @@ class EventWriter:
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         """Write one event and return it."""
         event = make_event(type_, **fields)
-        line = json.dumps(event, default=_jsonable, allow_nan=False) + "\n"
+        line = json.dumps(_finite(event), default=_jsonable, allow_nan=False) + "\n"
         with self._lock:
             self._handle.write(line)
             self._handle.flush()
@@ -74,12 +74,21 @@ class EventWriter:
         self.close()
 
 
+def _finite(value: Any) -> Any:
+    """Replace NaN/inf floats (a diverged loss) with None so every line stays valid JSON."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _jsonable(value: Any) -> Any:
     """Make numpy/torch scalars and NaN-like values JSON-safe."""
     if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
+        return _finite(value.item())
     if isinstance(value, Path):
         return str(value)
     return str(value)
