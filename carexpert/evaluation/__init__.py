@@ -1,0 +1,23 @@
+"""Evaluation: base vs tuned answers on held-out questions, scored with car-aware metrics.
+
+- ``units``: numbers with units in text, and conversions (hp/kW, lb-ft/N·m, mpg/L per 100 km, ...)
+- ``concepts`` / ``metrics``: scoring one answer; aggregating per category
+- ``generate``: batched, left-padded, greedy generation with the shared prompt template
+- ``loss``: validation loss and perplexity on answer tokens
+- ``cases``: what is evaluated (held-out records, showcase questions, user-added cases)
+- ``runner``: the whole evaluation of a run; ``results``: the files it writes and how to read them
+
+Heavy libraries (torch, transformers, peft) are imported inside the functions that need them.
+"""
+
+from carexpert.evaluation.cases import EvalCase, add_user_case, cases_file, load_user_cases
+from carexpert.evaluation.generate import EvaluationCancelled, Generation, generate_answers
+from carexpert.evaluation.metrics import aggregate, score_answer
+from carexpert.evaluation.results import EvalResults, find_result, list_results, load_results, write_results
+from carexpert.evaluation.runner import EvalData, EvalOutcome, evaluate_model, evaluate_run
+
+__all__ = [
+    "EvalCase", "EvalData", "EvalOutcome", "EvalResults", "EvaluationCancelled", "Generation", "add_user_case",
+    "aggregate", "cases_file", "evaluate_model", "evaluate_run", "find_result", "generate_answers",
+    "list_results", "load_results", "load_user_cases", "score_answer", "write_results",
+]

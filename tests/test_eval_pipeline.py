@@ -1,0 +1,82 @@
+"""Base vs tuned on the tiny model with a real LoRA adapter: answers differ, results are valid."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from carexpert.evaluation.generate import EvaluationCancelled, build_prompts, generate_answers
+from carexpert.evaluation.results import ITEM_KEYS, SIDE_KEYS, SUMMARY_KEYS, list_results, load_results
+from carexpert.evaluation.runner import EvalData, evaluate_run
+from eval_fixtures import CASES, VALIDATION, load_tiny_with_adapter, make_adapter_run, tokenize
+
+
+@pytest.fixture(scope="module")
+def adapter_run(tiny_model_dir, tmp_path_factory):
+    return make_adapter_run(tiny_model_dir, tmp_path_factory.mktemp("runs"))
+
+
+def test_base_and_tuned_answers_differ_and_results_are_valid(adapter_run):
+    run, config = adapter_run
+    phases = []
+    data = EvalData(cases=list(CASES), validation=VALIDATION, tokenize=tokenize, fingerprint="abc123")
+    outcome = evaluate_run(config, run, data=data, loader=load_tiny_with_adapter,
+                           progress=lambda phase, done, total: phases.append((phase, done, total)))
+
+    assert outcome.path.parent == run.eval
+    assert {"load", "tuned", "base", "val_loss_tuned", "val_loss_base"} <= {p for p, _, _ in phases}
+    assert ("tuned", len(CASES), len(CASES)) in phases
+    items = outcome.items
+    assert [i["id"] for i in items] == ["s1", "e1", "r1"]
+    assert any(i["base_answer"] != i["tuned_answer"] for i in items)
+    summary = outcome.summary
+    assert summary["val_loss"]["base"] != summary["val_loss"]["tuned"]
+    assert summary["perplexity"]["tuned"] > 1.0
+    assert summary["dataset_fingerprint"] == "abc123"
+    assert summary["model"] == config.model.base_model
+
+    loaded = load_results(outcome.path)
+    assert set(SUMMARY_KEYS) <= set(loaded.summary)
+    assert set(loaded.summary["categories"]) == {"specs", "engines"}
+    assert loaded.summary["categories"]["specs"]["n"] == 2
+    for side in ("base", "tuned"):
+        assert set(SIDE_KEYS) <= set(loaded.summary["overall"][side])
+    for item in loaded.items:
+        assert set(ITEM_KEYS) <= set(item)
+        for side in ("base", "tuned"):
+            assert item[side]["verdict"] in {"correct", "partial", "wrong", "refused", "empty", "unscored"}
+            assert item[side]["stop_reason"] in {"eos", "stop_string", "length"}
+            assert 0 < item[side]["length_tokens"] <= config.eval.max_new_tokens
+    assert list_results(run) == [outcome.path]
+
+
+def test_no_base_leaves_base_entries_null(adapter_run):
+    run, config = adapter_run
+    data = EvalData(cases=list(CASES[:1]))
+    outcome = evaluate_run(config, run, data=data, loader=load_tiny_with_adapter, compare_base=False)
+    assert outcome.summary["overall"]["base"] is None
+    assert outcome.summary["categories"]["specs"]["base"] is None
+    assert outcome.summary["val_loss"] == {"base": None, "tuned": None}
+    assert outcome.items[0]["base"] is None and outcome.items[0]["base_answer"] is None
+    assert outcome.items[0]["tuned"]["score"] is not None
+
+
+def test_batched_left_padded_generation_matches_one_at_a_time(adapter_run):
+    run, config = adapter_run
+    model, tokenizer = load_tiny_with_adapter(config, run.adapter)
+    side = tokenizer.padding_side
+    prompts = build_prompts([(c.question, "") for c in CASES], system=None)
+    batched = generate_answers(model, tokenizer, prompts, max_new_tokens=8, batch_size=3)
+    single = generate_answers(model, tokenizer, prompts, max_new_tokens=8, batch_size=1)
+    assert [g.text for g in batched] == [g.text for g in single]
+    assert tokenizer.padding_side == side  # restored for whoever uses the tokenizer next
+
+
+def test_cancel_event_stops_generation(adapter_run):
+    run, config = adapter_run
+    model, tokenizer = load_tiny_with_adapter(config, run.adapter)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(EvaluationCancelled):
+        generate_answers(model, tokenizer, ["a", "b"], max_new_tokens=4, batch_size=1, cancel=cancel)
