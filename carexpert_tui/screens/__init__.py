@@ -1,0 +1,1 @@
+"""One screen per mode (system, config, train, eval, chat) plus the modal dialogs."""

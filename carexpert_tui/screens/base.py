@@ -1,0 +1,25 @@
+"""What every mode screen shares: the header on top, the footer at the bottom."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from carexpert_tui.widgets.app_header import AppHeader
+
+
+class ModeScreen(Screen):
+    """A top-level mode; subclasses yield their body from ``compose_body``."""
+
+    def compose(self) -> ComposeResult:
+        yield AppHeader()
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        raise NotImplementedError
+
+    def palette_commands(self) -> list[tuple[str, str, object]]:
+        """Rare actions for the command palette, titled ``"<mode>: <verb> <noun>"``."""
+        return []

@@ -1,0 +1,90 @@
+"""A card per GPU (live VRAM bar, utilisation, temperature, power, processes), or the host's RAM/CPU."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, ProgressBar, Static
+
+from carexpert_tui.formatting import gib
+
+
+def _value(reading: dict[str, Any], key: str, unit: str, digits: int = 0) -> str:
+    value = reading.get(key)
+    return "?" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def process_lines(processes: list[Any], limit: int = 3) -> str:
+    """"pid 4242 python 11.2G" lines for the heaviest processes on a GPU."""
+    rows = []
+    for proc in processes or []:
+        if isinstance(proc, dict):
+            rows.append((proc.get("mem_used") or 0, proc.get("pid", "?"), proc.get("name") or ""))
+    rows.sort(reverse=True)
+    lines = [f"pid {pid} {name[:18]} {gib(mem)}".replace("  ", " ") for mem, pid, name in rows[:limit]]
+    if len(rows) > limit:
+        lines.append(f"+{len(rows) - limit} more")
+    return "\n".join(lines) if lines else "no processes"
+
+
+class GpuCard(Vertical):
+    """One GPU's live state; ``show`` replaces the reading."""
+
+    DEFAULT_CSS = """
+    GpuCard {
+        width: 1fr; min-width: 36; height: auto;
+        border: round $primary 60%; padding: 0 1;
+        & > .title { text-style: bold; width: 1fr; }
+        & > .figures { color: $text-muted; }
+        & > .processes { color: $text-muted; height: auto; }
+        & ProgressBar { width: 1fr; }
+        & Bar { width: 1fr; }
+        & Bar > .bar--bar { color: $vram-used; }
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Label(classes="title")
+        yield ProgressBar(total=1, show_eta=False, show_percentage=False)
+        yield Label(classes="figures")
+        yield Static(classes="processes")
+
+    def show(self, reading: dict[str, Any]) -> None:
+        name = reading.get("name") or "GPU"
+        self.query_one(".title", Label).update(f"GPU {reading.get('index', '?')} · {name}")
+        used, total = reading.get("mem_used") or 0, reading.get("mem_total") or 0
+        self.query_one(ProgressBar).update(total=max(total, 1), progress=used)
+        self.border_title = f"VRAM {gib(used)}/{gib(total)}"
+        self.query_one(".figures", Label).update(
+            f"util {_value(reading, 'util', '%')} · {_value(reading, 'temp', '°C')} · "
+            f"{_value(reading, 'power', ' W')}")
+        self.query_one(".processes", Static).update(process_lines(reading.get("processes", [])))
+
+
+class HostCard(Vertical):
+    """RAM and CPU of a machine without a GPU (or with NVML unavailable)."""
+
+    DEFAULT_CSS = """
+    HostCard {
+        width: 1fr; height: auto; border: round $secondary; padding: 0 1;
+        & > .title { text-style: bold; }
+        & > .figures { color: $text-muted; }
+        & Bar { width: 1fr; }
+        & Bar > .bar--bar { color: $vram-used; }
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Label("No GPU found — host memory and CPU", classes="title")
+        yield ProgressBar(total=1, show_eta=False, show_percentage=False)
+        yield Label(classes="figures")
+
+    def show(self, host: dict[str, Any]) -> None:
+        used, total = host.get("ram_used") or 0, host.get("ram_total") or 0
+        self.query_one(ProgressBar).update(total=max(total, 1), progress=used)
+        self.border_title = f"RAM {gib(used)}/{gib(total)}"
+        cpus = host.get("cpu_count")
+        self.query_one(".figures", Label).update(
+            f"CPU {_value(host, 'cpu_percent', '%')}" + (f" of {cpus} cores" if cpus else ""))

@@ -1,0 +1,134 @@
+"""Test doubles for the app's outside world: fixed GPU readings, scripted checks, a fake chat.
+
+Everything here is deterministic, so Pilot tests and snapshots see the same screen every run.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from carexpert_tui.services import Services
+
+HERE = Path(__file__).resolve().parent
+GIB = 1024**3
+
+FAKE_GPUS = [
+    {"index": 0, "name": "NVIDIA H100 80GB HBM3", "mem_used": 31 * GIB, "mem_total": 80 * GIB, "util": 87,
+     "temp": 64, "power": 512, "processes": [{"pid": 4242, "name": "carexpert", "mem_used": 30 * GIB}]},
+    {"index": 1, "name": "NVIDIA H100 80GB HBM3", "mem_used": 1 * GIB, "mem_total": 80 * GIB, "util": 0,
+     "temp": 33, "power": 71, "processes": []},
+]
+FAKE_HOST = {"ram_used": 21 * GIB, "ram_total": 128 * GIB, "cpu_percent": 12.5, "cpu_count": 16}
+
+
+@dataclass
+class FakeCheck:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+FAKE_CHECKS = [
+    FakeCheck("python", "pass", "3.11.7"),
+    FakeCheck("torch", "pass", "2.13.0, CUDA 12.8"),
+    FakeCheck("bitsandbytes", "warn", "0.50.2 without a GPU: 4-bit needs CUDA", "train on a GPU for QLoRA"),
+    FakeCheck("disk", "fail", "2.1 GiB free in runs/", "free 10 GiB or set train.runs_dir"),
+]
+
+
+def fake_services(*, gpus: list[dict[str, Any]] | None = None, cli: tuple[str, ...] | None = None,
+                  chat_session=None) -> Services:
+    """Services that never touch NVML, torch or the network."""
+    readings = FAKE_GPUS if gpus is None else gpus
+    return Services(
+        cli=cli or (sys.executable, str(HERE / "fake_carexpert.py")),
+        gpu_snapshot=lambda: [dict(g) for g in readings],
+        host_snapshot=lambda: dict(FAKE_HOST),
+        run_checks=lambda config: list(FAKE_CHECKS),
+        chat_session=chat_session or (lambda config, adapter_dir, base_only: FakeChatSession()),
+        sanitize=lambda text: text.replace("\x1b", ""),
+        gpu_poll_seconds=0.2,
+        runs_poll_seconds=0.2,
+    )
+
+
+class FakeChatSession:
+    """A chat session double: loads instantly, streams a scripted answer word by word.
+
+    ``gate`` lets a test hold the stream after ``release_after`` chunks, so it can stop the
+    answer at a known point.
+    """
+
+    ANSWER = ("The **Toyota GR86** uses a 2.4-litre flat-four (FA24) making 228 hp and 184 lb-ft. "
+              "It drives the rear wheels through a six-speed manual or automatic.")
+
+    def __init__(self, answer: str | None = None, release_after: int | None = None):
+        self.answer = answer or self.ANSWER
+        self.release_after = release_after
+        self.gate = threading.Event()
+        self.cancelled = threading.Event()
+        self.history: list[tuple[str, str]] = []
+        self.loaded = False
+        self.sampling = _Sampling()
+        self.saved: list[Path] = []
+
+    def load(self, progress=None) -> None:
+        if progress:
+            progress("loading tokenizer")
+            progress("loading weights")
+        self.loaded = True
+
+    def stream(self, text: str):
+        self.cancelled.clear()
+        said = []
+        for number, word in enumerate(self.answer.split(" ")):
+            if self.release_after is not None and number == self.release_after:
+                self.gate.wait(5)
+            if self.cancelled.is_set():
+                break
+            chunk = word if number == 0 else " " + word
+            said.append(chunk)
+            yield chunk
+        self.history.append((text, "".join(said)))
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.gate.set()
+
+    def reset(self) -> None:
+        self.history.clear()
+
+    def undo(self) -> None:
+        if self.history:
+            self.history.pop()
+
+    def save(self, path) -> Path:
+        target = Path(path)
+        target.write_text("\n".join(f"Q: {q}\nA: {a}" for q, a in self.history), encoding="utf-8")
+        self.saved.append(target)
+        return target
+
+
+@dataclass
+class _Sampling:
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    repetition_penalty: float = 1.1
+    max_new_tokens: int = 512
+
+
+async def wait_until(pilot, predicate, timeout: float = 5.0, step: float = 0.05) -> bool:
+    """Let the app run until ``predicate()`` holds (True) or ``timeout`` passes (False)."""
+    waited = 0.0
+    while waited < timeout:
+        if predicate():
+            return True
+        await pilot.pause(step)
+        waited += step
+    return bool(predicate())

@@ -1,0 +1,30 @@
+"""System mode: the checks table and a card per GPU (or the host without one)."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Label
+
+from carexpert_tui.app import CarExpertApp
+from carexpert_tui.widgets.gpu_card import GpuCard, HostCard
+from tests.tui.doubles import fake_services
+
+
+async def test_checks_and_gpu_cards_show(project, services):
+    app = CarExpertApp(project / "carexpert.toml", services=services, mode="system")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#checks", DataTable)
+        assert table.row_count == 4
+        assert "1 failed" in str(app.screen.query_one("#checks-summary", Label).render())
+        cards = list(app.screen.query(GpuCard))
+        assert len(cards) == 2
+        assert "31.0G/80.0G" in cards[0].border_title
+
+
+async def test_host_card_without_gpu(project):
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(gpus=[]), mode="system")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        assert app.screen.query(HostCard)
+        assert not app.screen.query(GpuCard)
+        assert "RAM 21.0G/128.0G" in app.screen.query_one(HostCard).border_title
