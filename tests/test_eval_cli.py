@@ -1,0 +1,74 @@
+"""The ``carexpert eval`` command: show saved results, add cases, refuse what is missing."""
+
+from __future__ import annotations
+
+from carexpert.cli.main import main
+from carexpert.config import Config, config_to_toml
+from carexpert.evaluation.cases import load_user_cases
+from carexpert.evaluation.results import write_results
+from carexpert.runs import RunPaths
+from test_eval_results import ITEM, sample_summary
+
+
+def config_file(tmp_path):
+    config = Config()
+    config.train.runs_dir = str(tmp_path / "runs")
+    config.data.data_dir = str(tmp_path / "data")
+    path = tmp_path / "carexpert.toml"
+    path.write_text(config_to_toml(config))
+    return path
+
+
+def test_show_renders_the_newest_result_and_a_named_one(tmp_path, capsys):
+    path = config_file(tmp_path)
+    run = RunPaths.of(tmp_path / "runs", "r1")
+    older = write_results(run.eval, {**sample_summary(), "n_items": 7}, [ITEM], name="20261125-100000")
+    write_results(run.eval, {**sample_summary(), "n_items": 9}, [ITEM], name="20261126-100000")
+    assert main(["eval", "show", "r1", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy, base→tuned" in out and "specs" in out and "overall" in out
+    assert "0.50→0.50" in out and "100%→100%" in out and "2.50 → 1.50" in out  # score, numbers, val loss
+    assert "20261126-100000" in out.replace("\n", "")
+    assert main(["eval", "show", "r1", older.name, "--items", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "20261125-100000" in out.replace("\n", "") and "wrong 0.00" in out and "correct 1.00" in out
+
+
+def test_show_without_base(tmp_path, capsys):
+    path = config_file(tmp_path)
+    run = RunPaths.of(tmp_path / "runs", "r1")
+    summary = sample_summary()
+    summary["overall"]["base"] = None
+    summary["categories"]["specs"]["base"] = None
+    summary["val_loss"]["base"] = summary["perplexity"]["base"] = None
+    write_results(run.eval, summary, [{**ITEM, "base": None, "base_answer": None}])
+    assert main(["eval", "show", "r1", "--items", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "no base comparison" in out and "→" not in out
+
+
+def test_missing_run_results_or_adapter_exit_2(tmp_path, capsys):
+    path = config_file(tmp_path)
+    assert main(["eval", "show", "nope", "--config", str(path)]) == 2
+    assert "no run 'nope'" in capsys.readouterr().err
+    RunPaths.of(tmp_path / "runs", "r2").root.mkdir(parents=True)
+    assert main(["eval", "show", "r2", "--config", str(path)]) == 2
+    assert "has no evaluation results" in capsys.readouterr().err
+    assert main(["eval", "r2", "--config", str(path)]) == 2
+    assert "has no trained adapter yet" in capsys.readouterr().err
+    assert main(["eval", "../etc", "--config", str(path)]) == 2
+    assert main(["eval", "show", "--config", str(path)]) == 2
+
+
+def test_add_case_saves_a_case_later_evaluations_load(tmp_path, capsys):
+    path = config_file(tmp_path)
+    assert main(["eval", "add-case", "--question", "How much torque does the Camry make?",
+                 "--reference", "184 lb-ft", "--category", "specs", "--config", str(path)]) == 0
+    assert "added eval case" in capsys.readouterr().out
+    assert main(["eval", "add-case", "-q", "Best first car?", "--key-terms", "reliability", "insurance|insure",
+                 "--config", str(path)]) == 0
+    cases = load_user_cases(tmp_path / "data" / "eval_cases.jsonl")
+    assert [(c.category, c.reference_text, c.key_terms) for c in cases] == [
+        ("specs", "184 lb-ft", []), ("user", "", ["reliability", "insurance|insure"])]
+    assert main(["eval", "add-case", "--config", str(path)]) == 2
+    assert "needs --question" in capsys.readouterr().err
