@@ -172,3 +172,23 @@ def test_aggregate_rates():
     assert summary["correct_refusal_rate"] == 1.0
     assert summary["clean_stop_rate"] == pytest.approx(2 / 3, abs=1e-3)
     assert summary["mean_length"] == 12.0
+
+
+@pytest.mark.parametrize("answer", [
+    "There's no Toyota Corvana that I know of, so I can't tell you its horsepower.",
+    "Toyota Corvana isn't a vehicle I know of, so I can't provide its horsepower.",
+    "I don't recognize Zentra as a car manufacturer, and I have no record of a Volo.",
+    "I'm not familiar with a carmaker called Zentra or a model named the Volo.",
+])
+def test_refusal_phrasings_of_the_training_data(answer):
+    assert is_refusal(answer)
+
+
+def test_comparison_keeps_two_cars_apart():
+    reference = {"toyota_camry_2024_le_hp": 203, "toyota_camry_2024_le_power_kw": 151,
+                 "honda_accord_2023_lx_hp": 192, "honda_accord_2023_lx_power_kw": 143}
+    answer = "The Camry has 203 hp (151 kW) while the Accord has 192 hp."
+    accuracy, detail = numeric_accuracy(reference, answer, TOL)
+    assert accuracy == 1.0 and set(detail.values()) == {"right"}
+    accuracy, detail = numeric_accuracy(reference, "Both make about 203 hp.", TOL)
+    assert accuracy == 0.5 and detail["honda_accord_2023_lx_hp"] == "wrong"

@@ -38,10 +38,14 @@ _REFUSAL_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
     r"\bno (?:such|known|record of|information (?:about|on)|data (?:about|on))\b",
     r"\b(?:isn't|is not|wasn't|was not|not) (?:a|an) (?:real|known|actual|production|existing)\b",
     r"\b(?:does|do|did)(?: not|n't) (?:exist|appear to exist|seem to exist)\b",
-    r"\bthere (?:is|was|has never been|have never been) no\b[^.!?]{0,60}\b(?:model|car|vehicle|version|trim)s?\b",
+    r"\bthere(?:'s| is| was| has never been| have never been) no\b[^.!?]{0,60}"
+    r"\b(?:model|car|vehicle|version|trim|i know of|i'm aware of|i am aware of)s?\b",
+    r"\b(?:isn't|is not|wasn't|was not) (?:a|an) (?:\w+ )?(?:vehicle|car|model|carmaker|make)s? (?:that )?i "
+    r"(?:know|recognize)",
+    r"\bi (?:don't|do not) recognize\b",
     r"\b(?:never|was not|wasn't|has not been|hasn't been) (?:made|built|produced|sold|manufactured|offered)"
     r"\b[^.!?]{0,40}\b(?:model|car|vehicle|version|trim|such)\b",
-    r"\b(?:can't|cannot|can not|couldn't|could not|unable to) (?:find|verify|confirm|locate)\b",
+    r"\b(?:can't|cannot|can not|couldn't|could not|unable to) (?:find|verify|confirm|locate|tell you|provide)\b",
     r"\b(?:fictional|fictitious|made[- ]up|nonexistent|non-existent)\b",
     r"\bhave no (?:information|record|data|knowledge|details)\b",
 )]
@@ -99,7 +103,7 @@ def _group_reference(reference: Mapping[str, float], tolerance: float) -> list[l
         for group in groups:
             _, g_unit, g_value = group[0]
             if unit and g_unit and unit_family(unit) == unit_family(g_unit) \
-                    and _within(convert(value, unit, g_unit), g_value, tolerance * 2):
+                    and _within(convert(value, unit, g_unit), g_value, tolerance):
                 group.append((key, unit, value))
                 break
         else:
