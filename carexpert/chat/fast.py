@@ -1,0 +1,141 @@
+"""The decoding path: which weights to load and how ``generate`` runs on them.
+
+Two paths (``chat.fast_path``):
+
+- ``merged``: the adapter is merged into unquantized bf16 weights (no LoRA layers
+  left, no 4-bit dequantization per token), and on a GPU ``generate`` uses a static
+  KV cache, which lets transformers compile the decoding step with
+  ``torch.compile`` (mode ``reduce-overhead`` = CUDA graphs). A warm-up at load time
+  pays for the compilation before the first question.
+- ``4bit``: the quantized base + the adapter as trained; least memory.
+
+``auto`` takes ``merged`` when the bf16 weights fit in free GPU memory with room for
+the KV cache. The whole decision is ``choose_decode_plan``, one small pure function
+that the benchmarks (issue 8) tune from measurements. On a CPU the fast path falls
+back cleanly: unquantized weights, dynamic cache, no compilation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+GIB = 1024**3
+# Headroom beyond the bf16 weights that "auto" asks for before choosing merged:
+# KV cache, activations, the CUDA context and the allocator's slack.
+MERGED_HEADROOM_FRACTION = 0.25
+MERGED_HEADROOM_BYTES = 2 * GIB
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """How a chat model is loaded and decoded."""
+
+    weights: str        # "merged": unquantized weights, adapter merged in; "4bit": quantized base + adapter
+    device: str         # "cuda" or "cpu"
+    static_cache: bool  # generate with cache_implementation="static"
+    compile: bool       # let generate compile the decoding step (needs the static cache)
+    reason: str         # one line saying why, shown by the CLI and the app
+
+    def describe(self) -> str:
+        extras = [name for name, on in (("static cache", self.static_cache), ("compiled", self.compile)) if on]
+        return f"{self.weights} weights on {self.device}" + (f" ({', '.join(extras)})" if extras else "") \
+            + f": {self.reason}"
+
+
+def choose_decode_plan(fast_path: str, *, device: str, quantization: str,
+                       weight_bytes_bf16: int | None, free_bytes: int | None) -> DecodePlan:
+    """Pick the decoding path. Pure: every input is a plain value, so it is easy to tune and test.
+
+    ``weight_bytes_bf16`` is the model's size in bf16 (None when unknown) and
+    ``free_bytes`` the free memory on ``device`` (None when unknown).
+    """
+    if device != "cuda":
+        if fast_path == "4bit" and quantization != "none":
+            return DecodePlan("4bit", device, False, False, "chat.fast_path = '4bit' (slow on a CPU)")
+        return DecodePlan("merged", device, False, False,
+                          "no GPU: unquantized weights, adapter merged, dynamic cache")
+    fast = DecodePlan("merged", device, True, True, "")
+    if quantization == "none":
+        return dataclasses.replace(fast, reason="model.quantization = 'none': weights are unquantized anyway")
+    if fast_path == "merged":
+        return dataclasses.replace(fast, reason="chat.fast_path = 'merged'")
+    if fast_path == "4bit":
+        return DecodePlan("4bit", device, False, False, "chat.fast_path = '4bit'")
+    if weight_bytes_bf16 is None or free_bytes is None:
+        return DecodePlan("4bit", device, False, False, "model size or free GPU memory unknown: the 4-bit path is safe")
+    needed = int(weight_bytes_bf16 * (1 + MERGED_HEADROOM_FRACTION)) + MERGED_HEADROOM_BYTES
+    if needed <= free_bytes:
+        return dataclasses.replace(
+            fast, reason=f"bf16 weights need ~{needed / GIB:.1f} GiB, {free_bytes / GIB:.1f} GiB free")
+    return DecodePlan("4bit", device, False, False,
+                      f"bf16 weights need ~{needed / GIB:.1f} GiB, only {free_bytes / GIB:.1f} GiB free")
+
+
+def safetensors_parameter_count(model_dir: str | Path) -> int | None:
+    """Parameters stored in a folder's safetensors files, read from their headers only (no weights loaded)."""
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    try:
+        for file in files:
+            with open(file, "rb") as handle:
+                (length,) = struct.unpack("<Q", handle.read(8))
+                header = json.loads(handle.read(length))
+            for name, entry in header.items():
+                if name != "__metadata__":
+                    count = 1
+                    for dim in entry["shape"]:
+                        count *= dim
+                    total += count
+    except (OSError, ValueError, KeyError, struct.error):
+        return None
+    return total
+
+
+def plan_for(config: Any, base_dir: str | Path | None) -> DecodePlan:
+    """Measure this machine and the model folder, then ``choose_decode_plan``."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
+    params = safetensors_parameter_count(base_dir) if base_dir and Path(base_dir).is_dir() else None
+    return choose_decode_plan(config.chat.fast_path, device=device, quantization=config.model.quantization,
+                              weight_bytes_bf16=None if params is None else params * 2, free_bytes=free)
+
+
+def config_for_plan(config: Any, plan: DecodePlan) -> Any:
+    """The config to load with: the merged path loads unquantized weights."""
+    if plan.weights == "merged" and config.model.quantization != "none":
+        return dataclasses.replace(config, model=dataclasses.replace(config.model, quantization="none"))
+    return config
+
+
+def apply_plan(model: Any, plan: DecodePlan, max_cache_len: int) -> None:
+    """Set the model's generation defaults for the plan (static cache sized once for every turn)."""
+    generation = model.generation_config
+    if plan.static_cache:
+        generation.cache_implementation = "static"
+        generation.max_cache_len = max_cache_len
+    generation.disable_compile = not plan.compile
+
+
+def warm_up(model: Any, tokenizer: Any, plan: DecodePlan, progress: Callable[[str], None] | None = None) -> None:
+    """Pay for compilation and CUDA-graph capture now, not on the user's first question."""
+    if not plan.compile:
+        return
+    import torch
+
+    if progress:
+        progress("warming up the compiled decoder (first time only)")
+    ids = tokenizer("Warm-up: how many cylinders does a V8 have?", return_tensors="pt")["input_ids"]
+    ids = ids.to(model.device)
+    with torch.inference_mode():
+        for _ in range(3):  # compile, record the CUDA graph, replay it
+            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16,
+                           do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)

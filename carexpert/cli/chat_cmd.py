@@ -1,0 +1,159 @@
+"""``carexpert chat [RUN | --base | --merged DIR]``: a streaming chat in the terminal.
+
+Answers are printed as they are generated. Ctrl+C stops the current answer (the
+partial answer is kept); at the prompt, /quit or Ctrl+D leaves. Works with piped
+stdin too: ``printf 'question\\n/quit\\n' | carexpert chat --base``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.text import Text
+
+from carexpert.cli.main import add_config_option
+from carexpert.errors import UserError
+
+if TYPE_CHECKING:
+    from carexpert.chat import ChatSession
+
+HELP = """commands:
+  /reset            forget the conversation
+  /undo             remove the last question and answer
+  /retry            ask the last question again
+  /save [PATH]      save the transcript as PATH.jsonl and PATH.md
+  /set KEY VALUE    change temperature, top_p, top_k, repetition_penalty or max_new_tokens
+  /settings         show the sampling settings
+  /help             this help
+  /quit             leave (Ctrl+D too)
+Ctrl+C stops the answer being written."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("chat", help="chat with a trained run (or the base model) in the terminal")
+    parser.add_argument("run", nargs="?", metavar="RUN",
+                        help="run id or run folder (default: the newest run with an adapter)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--base", action="store_true", help="chat with the base model, no adapter")
+    which.add_argument("--merged", metavar="DIR", help="chat with a merged export ('carexpert export --merged')")
+    add_config_option(parser)
+    parser.set_defaults(func=run_chat)
+
+
+def build_session(args: argparse.Namespace) -> "tuple[ChatSession, Path]":
+    """The session the arguments ask for and the folder transcripts go to."""
+    from carexpert.chat import ChatSession
+    from carexpert.chat.source import run_adapter
+    from carexpert.config import load_or_default
+
+    config = load_or_default(args.config)
+    if (args.base or args.merged) and args.run:
+        raise UserError("give a RUN or --base/--merged, not both")
+    if args.base:
+        return ChatSession(config, base_only=True), Path("chats")
+    if args.merged:
+        return ChatSession(config, merged_dir=args.merged), Path("chats")
+    found = run_adapter(config, args.run)
+    return ChatSession(found.config, adapter_dir=found.adapter_dir), found.run.root / "chats"
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from carexpert.chat import sanitize_output
+
+    console = Console(highlight=False)
+    session, transcripts = build_session(args)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # the status line says what is loading
+    with console.status("loading the model"):
+        session.load(progress=lambda message: console.print(Text(sanitize_output(message), style="dim")))
+    console.print(Text(f"chatting with {session.source}. /help for commands, Ctrl+C stops an answer.", style="bold"))
+    while True:
+        try:
+            line = input("\nyou> ")
+        except EOFError:
+            console.print()
+            return 0
+        except KeyboardInterrupt:
+            console.print("\n(Ctrl+C stops an answer; /quit or Ctrl+D leaves)")
+            continue
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            if line.startswith("/"):
+                if run_command(console, session, line, transcripts) == "quit":
+                    return 0
+            else:
+                print_answer(console, session, session.stream(line))
+        except UserError as error:
+            console.print(Text(f"error: {error.render()}", style="red"))
+
+
+def run_command(console: Console, session: "ChatSession", line: str, transcripts: Path) -> str | None:
+    """Do one /command; returns "quit" to leave."""
+    name, _, rest = line[1:].partition(" ")
+    rest = rest.strip()
+    if name in ("quit", "exit", "q"):
+        return "quit"
+    if name == "help":
+        console.print(Text(HELP))
+    elif name == "reset":
+        session.reset()
+        console.print("conversation cleared")
+    elif name == "undo":
+        turn = session.undo()
+        console.print("removed the last turn" if turn else "nothing to undo")
+    elif name == "retry":
+        print_answer(console, session, session.retry())
+    elif name == "save":
+        target = Path(rest) if rest else transcripts / time.strftime("chat-%Y%m%d-%H%M%S")
+        jsonl, markdown = session.save_transcript(target)
+        console.print(Text(f"saved {jsonl} and {markdown}"))
+    elif name == "set":
+        key, _, value = rest.partition(" ")
+        if not value.strip():
+            raise UserError("usage: /set KEY VALUE", fix="e.g. /set temperature 0.2")
+        session.sampling.set(key, value)
+        console.print(f"{key} = {getattr(session.sampling, key)}")
+    elif name == "settings":
+        for key, value in session.sampling.as_dict().items():
+            console.print(f"{key} = {value}")
+    else:
+        raise UserError(f"unknown command /{name}", fix="type /help for the list")
+    return None
+
+
+def print_answer(console: Console, session: "ChatSession", chunks: Iterator[str]) -> None:
+    """Print chunks as they come; Ctrl+C cancels the answer instead of ending the program."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: session.cancel()) if in_main else None
+    try:
+        console.print(Text("carexpert> ", style="bold cyan"), end="")
+        for chunk in chunks:  # already sanitized by the session
+            console.print(Text(chunk), end="", soft_wrap=True)
+            console.file.flush()
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    console.print()
+    stats = session.last_stats
+    if stats:
+        parts = [f"{stats.new_tokens} tokens"]
+        if stats.tokens_per_second:
+            parts.append(f"{stats.tokens_per_second:.1f} tokens/s")
+        if stats.time_to_first_token is not None:
+            parts.append(f"first token {stats.time_to_first_token:.2f} s")
+        if stats.dropped_turns:
+            parts.append(f"{stats.dropped_turns} oldest turn(s) left out to fit the context")
+        notes = {"cancelled": "stopped", "max_new_tokens": "cut at max_new_tokens"}
+        if stats.finish_reason in notes:
+            parts.append(notes[stats.finish_reason])
+        console.print(Text("[" + ", ".join(parts) + "]", style="dim"))
