@@ -25,6 +25,7 @@ from carexpert.errors import UserError
 from carexpert_tui.commands import CarExpertCommands
 from carexpert_tui.messages import GpuSampled, RunsListed
 from carexpert_tui.run_rows import RunRow, scan_runs
+from carexpert_tui.screens.config import ConfigScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.screens.help import HelpScreen
 from carexpert_tui.screens.system import SystemScreen
@@ -37,7 +38,7 @@ class CarExpertApp(App):
 
     TITLE = "carexpert"
     CSS_PATH = "app.tcss"
-    MODES = {"system": SystemScreen}
+    MODES = {"system": SystemScreen, "config": ConfigScreen}
     DEFAULT_MODE = "system"
     COMMANDS = App.COMMANDS | {CarExpertCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]

@@ -43,6 +43,13 @@ def real_chat_session(config: Config, adapter_dir: str | None, base_only: bool) 
     return ChatSession(config, adapter_dir=adapter_dir, base_only=base_only)
 
 
+def real_model_shape(base_model: str) -> Any:
+    """The base model's shape for the VRAM estimate (reads config.json / the GGUF header; can be slow)."""
+    from carexpert_tui.derived import model_shape
+
+    return model_shape(base_model)
+
+
 def real_sanitize(text: str) -> str:
     from carexpert.chat.sanitize import sanitize_output
 
@@ -60,6 +67,7 @@ class Services:
     run_checks: Callable[[Config], list[Any]] = real_run_checks
     chat_session: Callable[[Config, str | None, bool], Any] = real_chat_session
     sanitize: Callable[[str], str] = real_sanitize
+    model_shape: Callable[[str], Any] = real_model_shape
     gpu_poll_seconds: float = 2.0
     runs_poll_seconds: float = 1.0
     env: dict[str, str] = field(default_factory=dict)

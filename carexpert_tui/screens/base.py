@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -12,6 +13,9 @@ from carexpert_tui.widgets.app_header import AppHeader
 class ModeScreen(Screen):
     """A top-level mode; subclasses yield their body from ``compose_body``."""
 
+    BINDINGS = [Binding("escape", "leave_field", "Leave field", id="leave-field", show=False,
+                        tooltip="Take focus out of a text field so number keys switch modes")]
+
     def compose(self) -> ComposeResult:
         yield AppHeader()
         yield from self.compose_body()
@@ -19,6 +23,9 @@ class ModeScreen(Screen):
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
+
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
 
     def palette_commands(self) -> list[tuple[str, str, object]]:
         """Rare actions for the command palette, titled ``"<mode>: <verb> <noun>"``."""

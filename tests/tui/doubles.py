@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carexpert.estimate import ModelShape
+
 from carexpert_tui.services import Services
 
 HERE = Path(__file__).resolve().parent
@@ -22,6 +24,9 @@ FAKE_GPUS = [
     {"index": 1, "name": "NVIDIA H100 80GB HBM3", "mem_used": 1 * GIB, "mem_total": 80 * GIB, "util": 0,
      "temp": 33, "power": 71, "processes": []},
 ]
+# The embedded Gemma 3 270M's shape, as carexpert.estimate reads it from the GGUF header.
+EMBEDDED_SHAPE = ModelShape(hidden=640, intermediate=2048, layers=18, heads=4, kv_heads=1, head_dim=256,
+                            vocab=262144, tied_embeddings=True)
 FAKE_HOST = {"ram_used": 21 * GIB, "ram_total": 128 * GIB, "cpu_percent": 12.5, "cpu_count": 16}
 
 
@@ -52,6 +57,7 @@ def fake_services(*, gpus: list[dict[str, Any]] | None = None, cli: tuple[str, .
         run_checks=lambda config: list(FAKE_CHECKS),
         chat_session=chat_session or (lambda config, adapter_dir, base_only: FakeChatSession()),
         sanitize=lambda text: text.replace("\x1b", ""),
+        model_shape=lambda base_model: EMBEDDED_SHAPE,
         gpu_poll_seconds=0.2,
         runs_poll_seconds=0.2,
     )
