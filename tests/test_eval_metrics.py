@@ -61,11 +61,11 @@ def test_first_claim_is_the_answer():
     assert accuracy == 1.0
 
 
-def test_two_facts_of_one_family_take_the_first_two_claims():
+def test_two_facts_of_one_family_are_both_claims():
     reference = {"mpg_city": 28, "mpg_highway": 39}
     assert numeric_accuracy(reference, "28 mpg city and 39 mpg highway.", TOL)[0] == 1.0
     assert numeric_accuracy(reference, "25 mpg city and 30 mpg highway; some say 28 and 39 mpg.", TOL)[0] == 0.5
-    assert numeric_accuracy(reference, "25 mpg city, 30 highway... actually 28 mpg and 39 mpg.", TOL)[0] == 0.75
+    assert numeric_accuracy(reference, "39 mpg highway and 28 mpg city.", TOL)[0] == 1.0
 
 
 def test_time_and_sprint_name_are_told_apart():
@@ -192,3 +192,26 @@ def test_comparison_keeps_two_cars_apart():
     assert accuracy == 1.0 and set(detail.values()) == {"right"}
     accuracy, detail = numeric_accuracy(reference, "Both make about 203 hp.", TOL)
     assert accuracy == 0.5 and detail["honda_accord_2023_lx_hp"] == "wrong"
+
+
+def test_an_interval_asked_as_two_facts():
+    reference = {"interval_low_miles": 5000, "interval_high_miles": 10000}
+    assert numeric_accuracy(reference, "Every 5,000 to 10,000 miles, or once a year.", TOL)[0] == 1.0
+    assert numeric_accuracy(reference, "Every 5,000 miles at most.", TOL)[0] == 0.5
+    assert numeric_accuracy(reference, "Every 3,000 to 5,000 miles.", TOL)[0] == 0.25
+
+
+def test_numbers_given_in_the_question_do_not_compete():
+    reference = {"annual_fuel_cost_usd": 865, "mpg": 52}
+    answer = "At $3.00 per gallon and 52 mpg you would spend about $865 a year."
+    assert numeric_accuracy(reference, answer, TOL, "Gas is $3.00 a gallon; what would it cost me?")[0] == 1.0
+    assert numeric_accuracy(reference, answer, TOL, "What would it cost me?")[0] == 0.75
+
+
+def test_refusing_a_made_up_car_while_citing_the_real_one():
+    case = EvalCase(id="c", category="comparisons", question="Golf GTI or Volkswagen Arvento?",
+                    reference={"mpg": 28}, expect_refusal=True)
+    right = "I have no record of a Volkswagen Arvento. The 2022 Golf GTI S is rated at 28 mpg combined."
+    assert score(case, right)["verdict"] == "correct"
+    invented = "I have no record of a Volkswagen Arvento. The Arvento gets 40 mpg, the GTI 28 mpg."
+    assert score(case, invented)["score"] == 0.5

@@ -38,6 +38,7 @@ class EvalCase:
     key_terms: list[str] = field(default_factory=list)
     expect_refusal: bool = False
     source: str = "test"
+    holdout: str = ""  # how the dataset held it out: "fact" (never seen), "question", "showcase"; "user"
 
     def expected(self) -> dict[str, Any]:
         """The machine-checkable expectations, as written to items.jsonl."""
@@ -93,6 +94,7 @@ def case_from_record(record: Mapping[str, Any], *, source: str = "test", where: 
         key_terms=[t.strip() for t in terms if t.strip()],
         expect_refusal=bool(record.get("expect_refusal", False)),
         source=source,
+        holdout=str(record.get("holdout") or ("user" if source == "user" else "")),
     )
 
 
@@ -141,7 +143,7 @@ def add_user_case(path: str | Path, question: str, *, reference_text: str = "", 
                     question=question.strip(), reference_text=reference_text.strip(),
                     reference=numeric_reference(reference or {}),
                     key_terms=[t.strip() for t in key_terms if t and t.strip()],
-                    expect_refusal=expect_refusal, source="user")
+                    expect_refusal=expect_refusal, source="user", holdout="user")
     existing = load_user_cases(path)
     replaced = any(c.id == case.id for c in existing)
     kept = [c for c in existing if c.id != case.id] + [case]

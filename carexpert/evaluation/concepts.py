@@ -73,6 +73,7 @@ def normalize(text: str) -> list[str]:
     """Stemmed lower-case words, with hyphens, slashes and apostrophes folded away."""
     text = text.lower().replace("\u2019", "'").replace("'s", "").replace("'", "")
     text = re.sub(r"[-/_]", " ", text)
+    text = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", " ", text)  # "CCS1" has the term "CCS"
     return [stem(w) for w in re.findall(r"[a-z0-9]+", text)]
 
 

@@ -78,10 +78,18 @@ def _is_year_like(quantity: Quantity) -> bool:
 
 
 def _claims(quantities: Sequence[Quantity], unit: str, reference: float, tolerance: float,
-            ) -> tuple[list[tuple[float, float]], bool]:
-    """The answer's distinct claims in ``unit``'s family, in order; bool = fell back to unitless numbers."""
+            split_ranges: bool = False) -> tuple[list[tuple[float, float]], bool]:
+    """The answer's distinct claims in ``unit``'s family, in order; bool = fell back to unitless numbers.
+
+    With several facts of the family asked (an interval "5,000 to 10,000 miles"), a range's two ends
+    are two claims; with one fact a range is one (hedging) claim.
+    """
     family = unit_family(unit)
-    in_family = [q.value_in(unit) for q in quantities if q.family == family]
+    in_family = []
+    for q in quantities:
+        if q.family == family:
+            low, high = q.value_in(unit)
+            in_family += [(low, low), (high, high)] if q.is_range and split_ranges else [(low, high)]
     unitless = not in_family
     if unitless:
         in_family = [q.value_in(unit) for q in quantities
@@ -111,31 +119,46 @@ def _group_reference(reference: Mapping[str, float], tolerance: float) -> list[l
     return groups
 
 
-def numeric_accuracy(reference: Mapping[str, float], answer: str, tolerance: float) -> tuple[float | None, dict]:
+def numeric_accuracy(reference: Mapping[str, float], answer: str, tolerance: float,
+                     question: str = "") -> tuple[float | None, dict]:
     """Score in [0, 1] for the reference numbers (None when there are none) and per-key outcomes.
 
-    Per fact: the answer's claims are its distinct values in the fact's unit family, in order
-    (restatements in other units collapse into one). With k facts of one family asked, the first
-    k claims are the answer; a fact matched by one of them is right (1), matched only by a later
-    claim or by a wide range is "hedged" (0.5), otherwise wrong (0). With no number in that family
-    at all, a bare number equal to the fact counts (years excepted). Keys of unknown unit count
-    when any number matches.
+    Per fact, the answer's claims are its distinct values in the fact's unit family, in order
+    (a restatement in another unit is the same claim). The fact is right (1) when a claim equals
+    it and no *competing* claim comes before that one; competing means matching no reference
+    number of the family and no number given in the question. It is hedged (0.5) when it is
+    stated only after a competing value or sits inside a wide range; otherwise wrong (0). With
+    no number of that family at all, a bare number equal to the fact counts (years excepted).
+    Keys of unknown unit count when any number matches.
     """
     if not reference:
         return None, {}
     quantities = extract_quantities(answer)
+    given = extract_quantities(question) if question else []
     groups = _group_reference(reference, tolerance)
-    per_family: dict[str, int] = {}
+    family_facts: dict[str, list[tuple[str, float]]] = {}
+    groups_per_family: dict[str, int] = {}
     for group in groups:
-        unit = group[0][1]
-        if unit:
-            per_family[unit_family(unit)] = per_family.get(unit_family(unit), 0) + 1
+        for _, unit, value in group:
+            if unit:
+                family_facts.setdefault(unit_family(unit), []).append((unit, value))
+        if group[0][1]:
+            family = unit_family(group[0][1])
+            groups_per_family[family] = groups_per_family.get(family, 0) + 1
     outcomes: dict[str, str] = {}
     scores = []
     for group in groups:
         best = "wrong"
-        for key, unit, value in group:
-            outcome = _fact_outcome(quantities, unit, value, tolerance, per_family)
+        for _, unit, value in group:
+            if unit is None:
+                hits = any(_claim_matches((q.low, q.high), value, tolerance) == "exact" for q in quantities)
+                outcome = "right" if hits else "wrong"
+            else:
+                family = unit_family(unit)
+                known = [convert(v, u, unit) for u, v in family_facts[family]]
+                known += [q.value_in(unit)[0] for q in given
+                          if (q.family == family or q.unit is None) and not q.is_range]
+                outcome = _fact_outcome(quantities, unit, value, tolerance, known, groups_per_family[family] > 1)
             if _RANK[outcome] > _RANK[best]:
                 best = outcome
         for key, _, _ in group:
@@ -148,21 +171,20 @@ _RANK = {"wrong": 0, "hedged": 1, "right_no_unit": 2, "right": 3}
 _CREDIT = {"wrong": 0.0, "hedged": HEDGED_CREDIT, "right_no_unit": 1.0, "right": 1.0}
 
 
-def _fact_outcome(quantities: Sequence[Quantity], unit: str | None, value: float, tolerance: float,
-                  per_family: Mapping[str, int]) -> str:
-    if unit is None:
-        hits = any(_claim_matches((q.low, q.high), value, tolerance) == "exact" for q in quantities)
-        return "right" if hits else "wrong"
-    claims, unitless = _claims(quantities, unit, value, tolerance)
+def _fact_outcome(quantities: Sequence[Quantity], unit: str, value: float, tolerance: float,
+                  known: Sequence[float], several_facts: bool) -> str:
+    claims, unitless = _claims(quantities, unit, value, tolerance, split_ranges=several_facts)
     results = [_claim_matches(c, value, tolerance) for c in claims]
     if unitless:  # bare numbers carry no family, so their order says nothing about what was asked
         return "right_no_unit" if "exact" in results else "wrong"
-    leading = per_family.get(unit_family(unit), 1)
-    if "exact" in results[:leading]:
-        return "right"
-    if any(results):
-        return "hedged"
-    return "wrong"
+    if "exact" not in results:
+        return "hedged" if "hedged" in results else "wrong"
+    first = results.index("exact")
+
+    def competing(claim: tuple[float, float]) -> bool:
+        return not any(_claim_matches(claim, k, tolerance) == "exact" for k in known)
+
+    return "hedged" if any(competing(c) for c in claims[:first]) else "right"
 
 
 def repetition_rate(text: str, n: int = 3) -> float:
@@ -178,9 +200,15 @@ def word_count(text: str) -> int:
     return len(re.findall(r"\S+", text))
 
 
-def states_specs(answer: str) -> bool:
-    """Does the answer give spec figures (a number with a car unit, or a price)?"""
-    return any(q.family in SPEC_FAMILIES for q in extract_quantities(answer))
+def states_specs(answer: str, allowed: Mapping[str, float] | None = None, tolerance: float = 0.0) -> bool:
+    """Does the answer give spec figures (a number with a car unit, or a price) other than ``allowed``?"""
+    known = [(unit_for_key(k), v) for k, v in (allowed or {}).items()]
+    known = [(u, v) for u, v in known if u]
+
+    def is_known(q: Quantity) -> bool:
+        return any(unit_family(u) == q.family and _within(q.value_in(u)[0], v, tolerance) for u, v in known)
+
+    return any(q.family in SPEC_FAMILIES and not is_known(q) for q in extract_quantities(answer))
 
 
 def verdict_for(score: float) -> str:
@@ -204,15 +232,15 @@ def score_answer(case: EvalCase, answer: str, *, tolerance: float, stop_reason: 
     if not answer.strip():
         result.update(verdict="empty", score=0.0)
         return result
-    if case.expect_refusal:
-        invents = states_specs(answer)
+    if case.expect_refusal:  # figures about a real car named alongside (the reference) are fine
+        invents = states_specs(answer, case.reference, tolerance)
         score = (HEDGED_CREDIT if invents else 1.0) if refused else 0.0
         result.update(score=score, verdict="correct" if score == 1.0 else verdict_for(score))
         return result
     components = []
     reference = case.reference or _numbers_in_text(case.reference_text)
     if reference:
-        accuracy, detail = numeric_accuracy(reference, answer, tolerance)
+        accuracy, detail = numeric_accuracy(reference, answer, tolerance, f"{case.question} {case.input}")
         result.update(numeric_accuracy=accuracy, numeric_detail=detail)
         components.append(accuracy)
     if case.key_terms:

@@ -128,6 +128,7 @@ def evaluate_model(model: Any, tokenizer: Any, data: EvalData, config: Config, *
         "categories": _by_category(cases, scored),
         "overall": {side: None if scored[side] is None else aggregate(scored[side], cases) for side in SIDES},
         "sources": _count(c.source for c in cases),
+        "holdouts": _by_group(cases, scored, lambda c: c.holdout or c.source),
         "n_validation": len(data.validation),
     }
     return summary, items
@@ -150,14 +151,19 @@ def _item(index: int, case: EvalCase, answers: dict, scored: dict) -> dict[str, 
         "tuned_answer": answers["tuned"][index].text,
         "base": None if scored["base"] is None else scored["base"][index],
         "tuned": scored["tuned"][index],
-        "input": case.input, "source": case.source,
+        "input": case.input, "source": case.source, "holdout": case.holdout,
     }
 
 
 def _by_category(cases: Sequence[EvalCase], scored: dict) -> dict[str, Any]:
+    return _by_group(cases, scored, lambda case: case.category)
+
+
+def _by_group(cases: Sequence[EvalCase], scored: dict, key: Callable[[EvalCase], str]) -> dict[str, Any]:
+    """{group: {"n", "base", "tuned"}} for cases grouped by ``key`` (category, holdout kind)."""
     categories: dict[str, list[int]] = {}
     for index, case in enumerate(cases):
-        categories.setdefault(case.category, []).append(index)
+        categories.setdefault(key(case), []).append(index)
     table = {}
     for category in sorted(categories):
         indices = categories[category]
