@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from carexpert.config import Config, ConfigError, default_config_path, load_or_default, update_user_file
 from carexpert.errors import UserError
+from carexpert.notify import notification_sequence, run_event_message
 
 from carexpert_tui.commands import CarExpertCommands
 from carexpert_tui.messages import GpuSampled, RunsListed
@@ -29,6 +30,7 @@ from carexpert_tui.screens.config import ConfigScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.screens.help import HelpScreen
 from carexpert_tui.screens.system import SystemScreen
+from carexpert_tui.screens.train import TrainScreen
 from carexpert_tui.services import Services
 from carexpert_tui.themes import APP_VARIABLES, BRAND_THEME, BRAND_THEME_NAME, load_themes
 
@@ -38,7 +40,7 @@ class CarExpertApp(App):
 
     TITLE = "carexpert"
     CSS_PATH = "app.tcss"
-    MODES = {"system": SystemScreen, "config": ConfigScreen}
+    MODES = {"system": SystemScreen, "config": ConfigScreen, "train": TrainScreen}
     DEFAULT_MODE = "system"
     COMMANDS = App.COMMANDS | {CarExpertCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -55,7 +57,9 @@ class CarExpertApp(App):
         Binding("5", "app.switch_mode('chat')", "Chat", id="mode-chat",
                 tooltip="Chat with the base model or a run's adapter"),
         Binding("question_mark,f1", "show_help", "Help", id="help", tooltip="Every key binding"),
-        Binding("ctrl+q", "quit", "Quit", id="quit",
+        Binding("ctrl+p", "command_palette", "Palette", id="palette", show=False,
+                tooltip="Every command by name: modes, themes, screen actions"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", show=False,
                 tooltip="Quit (a running training goes on)"),
     ]
 
@@ -160,10 +164,26 @@ class CarExpertApp(App):
     def keep_runs(self, message: RunsListed) -> None:
         rows = tuple(message.rows)
         if rows != self.runs:
+            self.announce_endings(self.runs, rows)
             self.runs = rows
         if self.current_run is None and rows:
             live = [row for row in rows if row.live]
             self.current_run = (live or list(rows))[0].run_id
+
+    def announce_endings(self, before: tuple[RunRow, ...], after: tuple[RunRow, ...]) -> None:
+        """A run that was live and now is not: a toast, plus the terminal notification the config asks for."""
+        was_live = {row.run_id for row in before if row.live}
+        for row in after:
+            if row.run_id not in was_live or row.live:
+                continue
+            found = run_event_message(row.run_id, row.state, row.error or "")
+            if found is None:
+                continue
+            title, body = found
+            self.notify(body, title=title, severity="error" if row.state in ("failed", "dead") else "information")
+            sequence = notification_sequence(title, body, desktop=self.config.ui.notifications, bell=self.config.ui.bell)
+            if sequence and self._driver is not None and not self.is_headless:
+                self._driver.write(sequence)
 
     def live_runs(self) -> list[RunRow]:
         return [row for row in self.runs if row.live]

@@ -19,7 +19,7 @@ class ModeScreen(Screen):
     def compose(self) -> ComposeResult:
         yield AppHeader()
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError

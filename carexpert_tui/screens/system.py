@@ -19,7 +19,7 @@ from carexpert_tui.messages import ChecksFinished
 from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.widgets.gpu_card import GpuCard, HostCard
 
-STATUS_STYLE = {"pass": ("✓ pass", "$success"), "warn": ("! warn", "$warning"), "fail": ("✗ fail", "$error")}
+STATUS_STYLE = {"pass": ("✓ pass", "success"), "warn": ("! warn", "warning"), "fail": ("✗ fail", "error")}
 
 
 def check_field(result: Any, name: str) -> str:
@@ -72,8 +72,8 @@ class SystemScreen(ModeScreen):
         for result in message.results:
             status = check_field(result, "status").lower()
             counts[status] = counts.get(status, 0) + 1
-            label, variable = STATUS_STYLE.get(status, (status, "$text"))
-            color = self.app.theme_variables.get(variable.lstrip("$"), "")
+            label, variable = STATUS_STYLE.get(status, (status, None))
+            color = self.app.theme_variables[variable] if variable else ""
             table.add_row(Text(label, style=f"bold {color}"), check_field(result, "name"),
                           check_field(result, "detail"), Text(check_field(result, "fix"), style="italic"))
         self.results = list(message.results)

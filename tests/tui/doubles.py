@@ -16,6 +16,7 @@ from carexpert.estimate import ModelShape
 from carexpert_tui.services import Services
 
 HERE = Path(__file__).resolve().parent
+FIXTURE_RUNS = HERE / "fixtures" / "runs"
 GIB = 1024**3
 
 FAKE_GPUS = [

@@ -1,0 +1,116 @@
+"""Steering runs through the ``carexpert`` command, as child processes.
+
+Training never runs in the app's process: ``carexpert train --detach`` starts the run
+in its own session and returns its id; stop and resume are commands too. The
+command's output goes to a temporary file rather than a pipe, because a detached
+grandchild that inherited a pipe would keep it open and the app would wait on it
+forever (the LLaMA-Factory web UI hang). Long jobs the app starts itself (a new
+evaluation) get a log file in the run folder and their own session, so they outlive
+the app just like a training run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from carexpert.runs import validate_run_id
+from carexpert.errors import UserError
+
+from carexpert_tui.services import Services
+
+COMMAND_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def last_line(self) -> str:
+        lines = [line.strip() for line in self.output.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+def child_env(services: Services) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(services.env)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+async def run_command(services: Services, *args: str, cwd: Path | None = None,
+                      timeout: float = COMMAND_TIMEOUT_S) -> CommandResult:
+    """Run ``carexpert ARGS`` to completion; output is captured through a file, not a pipe."""
+    with tempfile.TemporaryFile() as out:
+        proc = await asyncio.create_subprocess_exec(
+            *services.command(*args), stdin=asyncio.subprocess.DEVNULL, stdout=out,
+            stderr=asyncio.subprocess.STDOUT, cwd=cwd, env=child_env(services))
+        try:
+            returncode = await asyncio.wait_for(proc.wait(), timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            proc.kill()
+            await proc.wait()
+            raise
+        out.seek(0)
+        return CommandResult(returncode, out.read().decode("utf-8", errors="replace"))
+
+
+def run_id_from_output(result: CommandResult) -> str | None:
+    """The run id ``train --detach`` printed: the last line that is nothing but a valid id."""
+    for line in reversed(result.output.splitlines()):
+        word = line.strip()
+        if not word or " " in word:
+            continue
+        try:
+            return validate_run_id(word)
+        except UserError:
+            continue
+    return None
+
+
+def config_args(config_path: Path | None) -> list[str]:
+    """``--config FILE``, or nothing so the command uses its own default."""
+    return ["--config", str(config_path)] if config_path is not None else []
+
+
+async def start_training(services: Services, config_path: Path | None) -> CommandResult:
+    return await run_command(services, "train", *config_args(config_path), "--detach")
+
+
+async def resume_training(services: Services, config_path: Path | None, run_id: str) -> CommandResult:
+    return await run_command(services, "train", *config_args(config_path), "--resume", run_id, "--detach")
+
+
+async def stop_run(services: Services, config_path: Path | None, run_id: str) -> CommandResult:
+    return await run_command(services, "runs", "stop", run_id, *config_args(config_path))
+
+
+async def start_detached(services: Services, log_path: Path, *args: str) -> asyncio.subprocess.Process:
+    """Start ``carexpert ARGS`` in its own session with output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return await asyncio.create_subprocess_exec(
+            *services.command(*args), stdin=asyncio.subprocess.DEVNULL, stdout=log,
+            stderr=asyncio.subprocess.STDOUT, env=child_env(services), start_new_session=True)
+
+
+_FRACTION = re.compile(r"(\d+)\s*/\s*(\d+)")
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+
+
+def progress_fraction(line: str) -> float | None:
+    """How far along a progress line says it is ("37/120 items", "31%"), if it says."""
+    if found := _PERCENT.search(line):
+        return min(1.0, float(found.group(1)) / 100)
+    if (found := _FRACTION.search(line)) and int(found.group(2)) > 0:
+        return min(1.0, int(found.group(1)) / int(found.group(2)))
+    return None

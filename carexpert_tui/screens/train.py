@@ -1,0 +1,313 @@
+"""Train mode: start, stop and resume runs, and watch one live.
+
+Training never runs in the app: start, stop and resume are ``carexpert`` commands run
+as child processes, and the run lives in its own session. The screen only reads the
+run folder: a thread worker follows ``events.jsonl`` (and the tail of ``train.log``)
+and posts what it reads, so a run started from the CLI, or before the app opened,
+is watched exactly like one started here. Charts keep a decimated history and redraw
+on their own clock.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Label, Log, OptionList, ProgressBar, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from carexpert.runs import EventFollower, RunPaths
+
+from carexpert_tui import control
+from carexpert_tui.formatting import duration, number
+from carexpert_tui.messages import RunControlFinished, RunEventsRead, RunLogRead
+from carexpert_tui.run_rows import RunRow
+from carexpert_tui.screens.base import ModeScreen
+from carexpert_tui.screens.confirm import ConfirmScreen
+from carexpert_tui.screens.path_prompt import PathPrompt
+from carexpert_tui.widgets.metric_chart import MetricChart
+from carexpert_tui.widgets.run_list import RunList
+from carexpert_tui.widgets.vram_panel import VramPanel
+
+FOLLOW_POLL_S = 0.25
+LOG_TAIL_BYTES = 64 * 1024
+RESUMABLE = ("stopped", "failed", "dead")
+
+
+def read_new_text(path: Path, offset: int) -> tuple[str, int]:
+    """Text appended to ``path`` since ``offset`` (whole lines only) and the new offset."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "", offset
+    if size < offset:
+        offset = 0
+    if size == offset:
+        return "", offset
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        chunk = handle.read(min(size - offset, 1024 * 1024))
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return "", offset
+    return chunk[: end + 1].decode("utf-8", errors="replace"), offset + end + 1
+
+
+def stats_line(step: dict[str, Any]) -> str:
+    max_steps = step.get("max_steps")
+    parts = [f"step {step.get('step', 0)}" + (f"/{max_steps}" if max_steps else ""),
+             f"epoch {number(step.get('epoch'), 2)}", f"ETA {duration(step.get('eta_s'))}"]
+    if step.get("tokens_per_s") is not None:
+        parts.append(f"{step['tokens_per_s']:,.0f} tok/s")
+    parts.append(f"loss {number(step.get('loss'), 4)}")
+    return " · ".join(parts)
+
+
+class TrainScreen(ModeScreen):
+    CSS_PATH = "train.tcss"
+    BINDING_GROUP_TITLE = "Train"
+    BINDINGS = [
+        Binding("s", "start_training", "Start", id="start-training", tooltip="Start a run with the chosen config"),
+        Binding("x", "stop_training", "Stop", id="stop-training",
+                tooltip="Stop the selected run (it saves a checkpoint)"),
+        Binding("r", "resume_training", "Resume", id="resume-training",
+                tooltip="Resume the selected run from its last checkpoint"),
+        Binding("c", "choose_config", "File", id="choose-config", tooltip="Train with another config file"),
+    ]
+
+    selected: reactive[str | None] = reactive(None, bindings=True)
+    busy: reactive[bool] = reactive(False, bindings=True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chosen_config: Path | None = None
+        self.pending_select: str | None = None
+        self.last_step: dict[str, Any] = {}
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="train-main"):
+            with Vertical(id="runs-box", classes="box"):
+                yield Label(id="train-config")
+                yield RunList(id="run-list")
+            with Vertical(id="run-view"):
+                yield Label("Select a run, or press s to start one.", id="run-title")
+                yield Label(id="run-problem")
+                yield ProgressBar(total=None, show_eta=False, id="run-progress")
+                yield Label("", id="run-stats")
+                yield MetricChart("loss", {"train": "loss-train", "val": "loss-eval"}, id="loss-chart")
+                with TabbedContent(id="train-tabs"):
+                    with TabPane("LR", id="tab-lr"):
+                        yield MetricChart("learning rate", {"lr": "lr-line"}, id="lr-chart")
+                    with TabPane("VRAM", id="tab-vram"):
+                        yield VramPanel(id="vram")
+                    with TabPane("Log", id="tab-log"):
+                        yield Log(max_lines=2000, id="run-log")
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-box").border_title = "Runs"
+        self.query_one("#run-problem").display = False
+        self.watch(self.app, "runs", self.show_runs)
+        self.watch(self.app, "config_path", lambda _path: self.show_config_choice())
+        self.query_one(RunList).focus()
+
+    @property
+    def config_path(self) -> Path:
+        return self.chosen_config or self.app.config_path
+
+    def show_config_choice(self) -> None:
+        missing = "" if self.config_path.exists() else " (absent: defaults)"
+        self.query_one("#train-config", Label).update(f"config: {self.config_path}{missing}")
+
+    def palette_commands(self):
+        return [("train: start run", "Start training with the chosen config", self.action_start_training),
+                ("train: stop run", "Stop the selected run", self.action_stop_training),
+                ("train: resume run", "Resume the selected run", self.action_resume_training),
+                ("train: choose config", "Pick the config file to train with", self.action_choose_config)]
+
+    # --- the runs list and the followed run --------------------------------------------------
+
+    def selected_row(self) -> RunRow | None:
+        return next((row for row in self.app.runs if row.run_id == self.selected), None)
+
+    def show_runs(self, rows: tuple[RunRow, ...]) -> None:
+        run_list = self.query_one(RunList)
+        run_list.show_rows(rows)
+        if self.pending_select and run_list.select_run(self.pending_select):
+            self.follow(self.pending_select)
+            self.pending_select = None
+        elif self.selected is None and rows:
+            wanted = self.app.current_run if any(r.run_id == self.app.current_run for r in rows) else rows[0].run_id
+            run_list.select_run(wanted)
+            self.follow(wanted)
+        self.show_title()
+        self.refresh_bindings()
+        self.show_config_choice()
+
+    @on(OptionList.OptionHighlighted, "#run-list")
+    def run_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id:
+            self.follow(event.option.id)
+
+    def follow(self, run_id: str) -> None:
+        if run_id == self.selected:
+            return
+        self.selected = run_id
+        self.app.current_run = run_id
+        self.last_step = {}
+        for chart in self.query(MetricChart):
+            chart.clear()
+        self.query_one(VramPanel).clear()
+        self.query_one(Log).clear()
+        self.query_one("#run-progress", ProgressBar).update(total=None, progress=0)
+        self.query_one("#run-stats", Label).update("")
+        self.query_one("#run-problem").display = False
+        self.show_title()
+        row = self.selected_row()
+        if row is not None:
+            self.follow_run(row.paths)
+
+    def show_title(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            return
+        self.query_one("#run-title", Label).update(f"{row.run_id} · {row.state}")
+        self.set_class(row.live, "-live")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="follow-run", description="Following the run")
+    def follow_run(self, paths: RunPaths) -> None:
+        """Read the run's new events and log lines until another run is chosen."""
+        worker = get_current_worker()
+        follower = EventFollower(paths.events)
+        try:
+            log_offset = max(0, paths.log.stat().st_size - LOG_TAIL_BYTES)
+        except FileNotFoundError:
+            log_offset = 0
+        while not worker.is_cancelled:
+            events = follower.poll()
+            if events:
+                self.post_message(RunEventsRead(paths.run_id, events))
+            text, log_offset = read_new_text(paths.log, log_offset)
+            if text:
+                self.post_message(RunLogRead(paths.run_id, text))
+            if not events:
+                worker.cancelled_event.wait(FOLLOW_POLL_S)
+
+    @on(RunEventsRead)
+    def apply_events(self, message: RunEventsRead) -> None:
+        if message.run_id != self.selected:
+            return
+        loss, lr = self.query_one("#loss-chart", MetricChart), self.query_one("#lr-chart", MetricChart)
+        log = self.query_one(Log)
+        last_step = None
+        for event in message.events:
+            kind = event.get("type")
+            if kind == "step":
+                step = event.get("step", 0)
+                loss.add_point("train", step, event.get("loss"))
+                lr.add_point("lr", step, event.get("lr"))
+                last_step = event
+            elif kind == "eval":
+                loss.add_point("val", event.get("step", 0), event.get("val_loss"))
+            elif kind == "status":
+                self.show_problem(event)
+            elif kind in ("checkpoint", "notice", "stalled", "summary"):
+                log.write_line(f"[{kind}] " + ", ".join(f"{k}={v}" for k, v in event.items()
+                                                       if k not in ("v", "type", "time", "config")))
+        if last_step is not None:
+            self.show_step(last_step)
+
+    def show_step(self, event: dict[str, Any]) -> None:
+        self.last_step = event
+        max_steps = event.get("max_steps")
+        self.query_one("#run-progress", ProgressBar).update(total=max_steps or None, progress=event.get("step", 0))
+        self.query_one("#run-stats", Label).update(stats_line(event))
+        self.query_one(VramPanel).update_from_step(event, self.app.gpus)
+
+    def show_problem(self, event: dict[str, Any]) -> None:
+        problem = self.query_one("#run-problem", Label)
+        error = event.get("error")
+        advice = event.get("advice") or []
+        problem.display = bool(error)
+        if error:
+            problem.update(f"{event.get('state', 'failed')}: {error}" + "".join(f"\n→ {a}" for a in advice[:3]))
+
+    @on(RunLogRead)
+    def append_log(self, message: RunLogRead) -> None:
+        if message.run_id == self.selected:
+            self.query_one(Log).write(message.text)
+
+    # --- start, stop, resume ---------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        row = self.selected_row()
+        if action == "start_training":
+            return None if self.busy else True
+        if action == "stop_training":
+            return True if row is not None and row.live and not self.busy else None
+        if action == "resume_training":
+            return True if row is not None and row.state in RESUMABLE and not self.busy else None
+        return True
+
+    def config_argument(self) -> Path | None:
+        return self.config_path if self.config_path.exists() else None
+
+    def action_start_training(self) -> None:
+        self.run_control("start")
+
+    def action_resume_training(self) -> None:
+        if self.selected:
+            self.run_control("resume", self.selected)
+
+    def action_stop_training(self) -> None:
+        run_id = self.selected
+        if not run_id:
+            return
+        question = f"Stop {run_id}?\n\nIt saves a checkpoint at the next step; resume it later with r."
+        self.app.push_screen(ConfirmScreen(question, yes="Stop run", no="Keep running"),
+                             callback=lambda yes: self.run_control("stop", run_id) if yes else None)
+
+    @work(exclusive=True, exit_on_error=False, group="run-control", description="Run control")
+    async def run_control(self, action: str, run_id: str | None = None) -> None:
+        """Run ``carexpert train --detach`` / ``train --resume`` / ``runs stop`` and report."""
+        self.busy = True
+        services, config = self.app.services, self.config_argument()
+        verb = {"start": "Starting a run", "stop": f"Stopping {run_id}", "resume": f"Resuming {run_id}"}[action]
+        self.notify(f"{verb}…", timeout=3)
+        try:
+            if action == "start":
+                result = await control.start_training(services, config)
+                run_id = control.run_id_from_output(result)
+            elif action == "resume":
+                result = await control.resume_training(services, config, run_id)
+            else:
+                result = await control.stop_run(services, config, run_id)
+        finally:
+            self.busy = False
+        self.post_message(RunControlFinished(action, run_id, result.ok, result.output))
+
+    @on(RunControlFinished)
+    def control_finished(self, message: RunControlFinished) -> None:
+        tail = "\n".join(message.output.strip().splitlines()[-4:])
+        if not message.ok:
+            self.notify(f"{message.action} failed:\n{tail}", severity="error", timeout=12)
+            return
+        if message.action in ("start", "resume") and message.run_id:
+            self.notify(f"{message.run_id} started; it keeps running if you quit.")
+            if message.run_id == self.selected:
+                self.selected = None  # follow again from the top: a resume appends to the same log
+            self.pending_select = message.run_id
+        else:
+            self.notify(tail or f"{message.action}: done")
+
+    def action_choose_config(self) -> None:
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.chosen_config = path
+                self.show_config_choice()
+
+        self.app.push_screen(PathPrompt("Train with config file", str(self.config_path)), callback=chosen)

@@ -1,0 +1,63 @@
+"""Train mode: start a run (a fake trainer child that replays canned events), watch the charts
+fill, stop it; runs started elsewhere are found and followed from their files."""
+
+from __future__ import annotations
+
+import shutil
+
+from textual.widgets import Label, Log
+
+from carexpert.runs import read_status
+from carexpert_tui.app import CarExpertApp
+from carexpert_tui.widgets.metric_chart import MetricChart
+from carexpert_tui.widgets.run_list import RunList
+from carexpert_tui.widgets.vram_panel import DeviceMemory
+from tests.tui.doubles import FIXTURE_RUNS, fake_services, wait_until
+
+
+def chart_points(app, chart_id: str, name: str) -> int:
+    return len(app.screen.query_one(f"#{chart_id}", MetricChart).series[name])
+
+
+async def test_start_watch_and_stop_a_run(project):
+    services = fake_services()
+    services.env["FAKE_STEP_DELAY"] = "0.15"
+    app = CarExpertApp(project / "carexpert.toml", services=services, mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("s")
+        assert await wait_until(pilot, lambda: app.screen.selected is not None, timeout=15)
+        run_id = app.screen.selected
+        assert app.current_run == run_id
+        assert await wait_until(pilot, lambda: chart_points(app, "loss-chart", "train") >= 16, timeout=15)
+        assert await wait_until(pilot, lambda: chart_points(app, "loss-chart", "val") >= 1, timeout=10)
+        assert chart_points(app, "lr-chart", "lr") >= 16
+        assert "tok/s" in str(app.screen.query_one("#run-stats", Label).render())
+        assert app.screen.query(DeviceMemory)  # the VRAM panel has a card for GPU 0
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.press("y")
+        status_file = project / "runs" / run_id / "status.json"
+        assert await wait_until(pilot, lambda: read_status(status_file).state == "stopped", timeout=15)
+        assert await wait_until(pilot, lambda: app.runs and app.runs[0].state == "stopped", timeout=5)
+        assert read_status(status_file).step < 60  # stopped mid-way, not finished
+        log = app.screen.query_one("#run-log", Log)
+        assert await wait_until(pilot, lambda: any("stopped on request" in line for line in log.lines), timeout=5)
+
+
+async def test_runs_started_before_the_app_are_listed_and_followed(project):
+    shutil.rmtree(project / "runs")
+    shutil.copytree(FIXTURE_RUNS, project / "runs")
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(), mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        run_list = app.screen.query_one(RunList)
+        assert await wait_until(pilot, lambda: run_list.option_count == 2)
+        assert await wait_until(pilot, lambda: chart_points(app, "loss-chart", "train") > 0)
+        first = app.screen.selected
+        await pilot.press("down")
+        assert await wait_until(pilot, lambda: app.screen.selected not in (None, first))
+        other = app.screen.selected
+        expected = 60 if other.endswith("ab12") else 24
+        assert await wait_until(pilot, lambda: chart_points(app, "loss-chart", "train") == expected)
+        # a stopped run can be resumed, not stopped
+        assert app.screen.check_action("resume_training", ()) is (True if expected == 24 else None)
+        assert app.screen.check_action("stop_training", ()) is None
