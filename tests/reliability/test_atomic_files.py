@@ -48,3 +48,19 @@ def test_set_on_a_missing_file_creates_it(tmp_path):
     target = tmp_path / "new.toml"
     assert update_user_file(target, {"lora.r": 8}) is None
     assert "r = 8" in target.read_text()
+
+
+def test_atomic_writes_keep_permissions(tmp_path):
+    fresh = atomic_write_text(tmp_path / "new.txt", "x")
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    private = tmp_path / "private.txt"
+    private.write_text("a")
+    private.chmod(0o600)
+    atomic_write_text(private, "b")
+    assert private.stat().st_mode & 0o777 == 0o600
+
+
+def _umask() -> int:
+    value = os.umask(0)
+    os.umask(value)
+    return value
