@@ -28,6 +28,7 @@ from carexpert_tui.messages import GpuSampled, RunsListed
 from carexpert_tui.run_rows import RunRow, scan_runs
 from carexpert_tui.screens.config import ConfigScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
+from carexpert_tui.screens.evaluate import EvalScreen
 from carexpert_tui.screens.help import HelpScreen
 from carexpert_tui.screens.system import SystemScreen
 from carexpert_tui.screens.train import TrainScreen
@@ -40,7 +41,7 @@ class CarExpertApp(App):
 
     TITLE = "carexpert"
     CSS_PATH = "app.tcss"
-    MODES = {"system": SystemScreen, "config": ConfigScreen, "train": TrainScreen}
+    MODES = {"system": SystemScreen, "config": ConfigScreen, "train": TrainScreen, "eval": EvalScreen}
     DEFAULT_MODE = "system"
     COMMANDS = App.COMMANDS | {CarExpertCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]

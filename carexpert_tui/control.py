@@ -94,13 +94,29 @@ async def stop_run(services: Services, config_path: Path | None, run_id: str) ->
     return await run_command(services, "runs", "stop", run_id, *config_args(config_path))
 
 
-async def start_detached(services: Services, log_path: Path, *args: str) -> asyncio.subprocess.Process:
-    """Start ``carexpert ARGS`` in its own session with output appended to ``log_path``."""
+# Make the child's rich progress bars render into the log file as they would on a terminal,
+# so the app can read "37/120" from it.
+LIVE_PROGRESS_ENV = {"TTY_INTERACTIVE": "1", "TTY_COMPATIBLE": "1", "COLUMNS": "100"}
+
+
+async def start_detached(services: Services, log_path: Path, *args: str,
+                         extra_env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """Start ``carexpert ARGS`` in its own session with output written to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    env = {**child_env(services), **(extra_env or {})}
+    with open(log_path, "wb") as log:
         return await asyncio.create_subprocess_exec(
             *services.command(*args), stdin=asyncio.subprocess.DEVNULL, stdout=log,
-            stderr=asyncio.subprocess.STDOUT, env=child_env(services), start_new_session=True)
+            stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def last_progress_line(text: str, sanitize) -> str:
+    """The newest line of a log that progress bars redraw with carriage returns (escapes removed)."""
+    for segment in reversed(re.split(r"[\r\n]+", text)):
+        clean = re.sub(r"[━╺╸─]+", " ", sanitize(segment)).strip()
+        if clean:
+            return clean
+    return ""
 
 
 _FRACTION = re.compile(r"(\d+)\s*/\s*(\d+)")

@@ -1,0 +1,287 @@
+"""Eval mode: how much better is the tuned model? Base vs tuned, by category and item by item.
+
+Results are the files ``carexpert eval`` writes (``runs/<id>/eval/<time>/``), read with the
+core's ``load_results`` in a worker. A new evaluation is ``carexpert eval RUN`` started as
+its own process (it outlives the app, like training); its progress is read back from its
+log, and the new result appears in the list when it is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static, TabbedContent, TabPane
+
+from carexpert_tui import control
+from carexpert_tui.formatting import number, percent
+from carexpert_tui.messages import EvalFinished, EvalProgressed
+from carexpert_tui.run_rows import RunRow
+from carexpert_tui.screens.base import ModeScreen
+from carexpert_tui.widgets.answer_compare import AnswerCompare, verdict_text
+
+VERDICTS = ("correct", "partial", "wrong", "refused", "empty", "unscored")
+CHANGES = ("improved", "regressed")
+ALL = "all"
+
+
+def score_of(item: dict[str, Any], side: str) -> float | None:
+    value = (item.get(side) or {}).get("score")
+    return value if isinstance(value, (int, float)) else None
+
+
+def item_matches(item: dict[str, Any], category: str, verdict: str, search: str) -> bool:
+    """Whether an item passes the category, verdict (of the tuned answer, or a change) and text filters."""
+    if category != ALL and item.get("category") != category:
+        return False
+    if verdict in CHANGES:
+        base, tuned = score_of(item, "base"), score_of(item, "tuned")
+        if base is None or tuned is None or (tuned > base) != (verdict == "improved") or tuned == base:
+            return False
+    elif verdict != ALL and (item.get("tuned") or {}).get("verdict") != verdict:
+        return False
+    if search:
+        haystack = " ".join(str(item.get(k) or "") for k in ("id", "question", "base_answer", "tuned_answer"))
+        return search.lower() in haystack.lower()
+    return True
+
+
+def two_places(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def three_places(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def pair(summary_part: dict[str, Any] | None, key: str = "", fmt=two_places) -> str:
+    """"base → tuned" for one figure of a summary section."""
+    part = summary_part or {}
+    base = part.get("base") if not key else (part.get("base") or {}).get(key)
+    tuned = part.get("tuned") if not key else (part.get("tuned") or {}).get(key)
+    return f"{fmt(base)} → {fmt(tuned)}"
+
+
+class EvalScreen(ModeScreen):
+    CSS_PATH = "evaluate.tcss"
+    BINDING_GROUP_TITLE = "Eval"
+    BINDINGS = [
+        Binding("n", "new_evaluation", "New eval", id="new-evaluation",
+                tooltip="Evaluate the selected run again (in the background)"),
+        Binding("slash", "search", "Search", id="search-items", tooltip="Search the items"),
+        Binding("i", "show_items", "Items", id="show-items", show=False, tooltip="Show the items tab"),
+    ]
+
+    evaluating: reactive[str | None] = reactive(None, bindings=True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.results = None
+        self.visible_items: list[dict[str, Any]] = []
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="eval-top"):
+            yield Select([], prompt="evaluation results", id="result-choice", compact=True)
+        with Horizontal(id="eval-progress-row"):
+            yield Label("", id="eval-progress-text")
+            yield ProgressBar(total=None, show_eta=False, id="eval-progress")
+        with TabbedContent(id="eval-tabs"):
+            with TabPane("Summary", id="tab-summary"):
+                yield Static("", id="eval-overview")
+                yield DataTable(id="category-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Items", id="tab-items"):
+                with Horizontal(id="item-filters"):
+                    yield Select([(ALL, ALL)], value=ALL, allow_blank=False, id="filter-category", compact=True)
+                    yield Select([(v, v) for v in (ALL, *VERDICTS, *CHANGES)], value=ALL, allow_blank=False,
+                                 id="filter-verdict", compact=True)
+                    yield Input(placeholder="search (/)", id="filter-search", compact=True)
+                with Vertical(id="items-split"):
+                    yield DataTable(id="item-table", cursor_type="row", zebra_stripes=True)
+                    yield AnswerCompare(id="item-detail")
+
+    def on_mount(self) -> None:
+        self.query_one("#eval-progress-row").display = False
+        self.query_one(AnswerCompare).sanitize = self.app.services.sanitize
+        categories = self.query_one("#category-table", DataTable)
+        categories.add_columns("category", "n", "score b→t", "correct b→t", "numeric b→t", "clean stop b→t")
+        items = self.query_one("#item-table", DataTable)
+        items.add_column("id", key="id")
+        items.add_column("base", key="base")
+        items.add_column("tuned", key="tuned")
+        items.add_column("question", key="question")
+        self.watch(self.app, "runs", self.list_results)
+
+    def palette_commands(self):
+        return [("eval: new evaluation", "Evaluate the selected run in the background", self.action_new_evaluation),
+                ("eval: search items", "Search questions and answers", self.action_search)]
+
+    # --- choosing results ----------------------------------------------------------------------
+
+    def list_results(self, rows: tuple[RunRow, ...]) -> None:
+        choice = self.query_one("#result-choice", Select)
+        options = [(f"{row.run_id} · {name}", f"{row.run_id}/{name}") for row in rows for name in row.eval_results]
+        current = choice.value
+        if [value for _, value in options] != [value for _, value in getattr(self, "_options", [])]:
+            self._options = options
+            with self.prevent(Select.Changed):
+                choice.set_options(options)
+            wanted = current if any(v == current for _, v in options) else self.preferred_result(options)
+            if wanted is not None:
+                choice.value = wanted
+        if not options:
+            self.query_one("#eval-overview", Static).update(
+                "No evaluation results yet. Train a run, then press n to evaluate it (or: carexpert eval RUN).")
+
+    def preferred_result(self, options: list[tuple[str, str]]) -> str | None:
+        """The newest result of the app's current run, else the newest of any run."""
+        values = [value for _, value in options]
+        mine = [v for v in values if v.split("/")[0] == self.app.current_run]
+        return (mine or values or [None])[0]
+
+    @on(Select.Changed, "#result-choice")
+    def result_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            run_id, name = event.value.split("/", 1)
+            row = next((r for r in self.app.runs if r.run_id == run_id), None)
+            if row is not None:
+                self.load_result(row, name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="eval-load", description="Reading results")
+    def load_result(self, row: RunRow, name: str) -> None:
+        from carexpert.evaluation.results import load_results
+
+        results = load_results(row.paths.eval / name)
+        self.app.call_from_thread(self.show_results, results)
+
+    def show_results(self, results) -> None:
+        self.results = results
+        summary = results.summary
+        overall = summary.get("overall") or {}
+        overview = Text()
+        overview.append(f"{summary.get('run_id', '')} · {results.name} · {summary.get('n_items', '?')} items · "
+                        f"model {summary.get('model', '?')}\n", style="bold")
+        overview.append(f"score {pair(overall, 'score')}   correct {pair(overall, 'correct_rate', percent)}   "
+                        f"val loss {pair(summary.get('val_loss'), fmt=three_places)}   "
+                        f"perplexity {pair(summary.get('perplexity'), fmt=number)}")
+        self.query_one("#eval-overview", Static).update(overview)
+        table = self.query_one("#category-table", DataTable)
+        table.clear()
+        for category, part in (summary.get("categories") or {}).items():
+            table.add_row(category, str(part.get("n", "")), pair(part, "score"), pair(part, "correct_rate", percent),
+                          pair(part, "numeric_accuracy"), pair(part, "clean_stop_rate", percent))
+        categories = sorted({item.get("category", "") for item in results.items})
+        choice = self.query_one("#filter-category", Select)
+        with self.prevent(Select.Changed):
+            choice.set_options([(ALL, ALL)] + [(c, c) for c in categories])
+            choice.value = ALL
+        self.filter_items()
+
+    # --- items --------------------------------------------------------------------------------------
+
+    @on(Select.Changed, "#filter-category")
+    @on(Select.Changed, "#filter-verdict")
+    @on(Input.Changed, "#filter-search")
+    def filter_items(self) -> None:
+        if self.results is None:
+            return
+        category = self.query_one("#filter-category", Select).value
+        verdict = self.query_one("#filter-verdict", Select).value
+        search = self.query_one("#filter-search", Input).value.strip()
+        self.visible_items = [item for item in self.results.items
+                              if item_matches(item, str(category), str(verdict), search)]
+        table = self.query_one("#item-table", DataTable)
+        table.clear()
+        variables = self.app.theme_variables
+        for index, item in enumerate(self.visible_items):
+            table.add_row(item.get("id", ""), verdict_text(item.get("base"), variables),
+                          verdict_text(item.get("tuned"), variables),
+                          self.app.services.sanitize(item.get("question", "")), key=str(index))
+        self.query_one(AnswerCompare).show_item(self.visible_items[0] if self.visible_items else None)
+        tabs = self.query_one("#eval-tabs", TabbedContent)
+        tabs.get_tab("tab-items").label = f"Items {len(self.visible_items)}/{len(self.results.items)}"
+
+    @on(DataTable.RowHighlighted, "#item-table")
+    def item_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if 0 <= event.cursor_row < len(self.visible_items):
+            self.query_one(AnswerCompare).show_item(self.visible_items[event.cursor_row])
+
+    def action_search(self) -> None:
+        self.query_one("#eval-tabs", TabbedContent).active = "tab-items"
+        self.query_one("#filter-search", Input).focus()
+
+    def action_show_items(self) -> None:
+        self.query_one("#eval-tabs", TabbedContent).active = "tab-items"
+        self.query_one("#item-table", DataTable).focus()
+
+    # --- a new evaluation in the background --------------------------------------------------------------
+
+    def target_run(self) -> RunRow | None:
+        value = self.query_one("#result-choice", Select).value
+        run_id = value.split("/")[0] if isinstance(value, str) else self.app.current_run
+        return next((r for r in self.app.runs if r.run_id == run_id), None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "new_evaluation":
+            return None if self.evaluating else True
+        return True
+
+    def action_new_evaluation(self) -> None:
+        row = self.target_run()
+        if row is None:
+            self.notify("No run to evaluate: train one first (mode 3).", severity="warning")
+        elif not row.has_adapter:
+            self.notify(f"{row.run_id} has no trained adapter yet; evaluate it when training has finished.",
+                        severity="warning")
+        else:
+            self.evaluate(row)
+
+    @work(exclusive=True, exit_on_error=False, group="evaluation", description="Evaluation")
+    async def evaluate(self, row: RunRow) -> None:
+        """Start ``carexpert eval RUN`` detached and report its progress from its log until it exits."""
+        self.evaluating = row.run_id
+        log_path = row.root / "eval.log"
+        config = self.app.config_path if self.app.config_path.exists() else None
+        proc = await control.start_detached(self.app.services, log_path, "eval", row.run_id,
+                                            *control.config_args(config), extra_env=control.LIVE_PROGRESS_ENV)
+        offset, text = 0, ""
+        while True:
+            try:
+                returncode = await asyncio.wait_for(proc.wait(), 0.3)
+            except asyncio.TimeoutError:
+                returncode = None
+            with open(log_path, "rb") as handle:
+                handle.seek(offset)
+                new = handle.read()
+            offset += len(new)
+            text = (text + new.decode("utf-8", errors="replace"))[-4096:]
+            line = control.last_progress_line(text, self.app.services.sanitize)
+            if line:
+                self.post_message(EvalProgressed(row.run_id, line, control.progress_fraction(line)))
+            if returncode is not None:
+                self.post_message(EvalFinished(row.run_id, returncode, line))
+                return
+
+    @on(EvalProgressed)
+    def show_progress(self, message: EvalProgressed) -> None:
+        self.query_one("#eval-progress-row").display = True
+        self.query_one("#eval-progress-text", Label).update(f"evaluating {message.run_id}: {message.line[:60]}")
+        bar = self.query_one("#eval-progress", ProgressBar)
+        bar.update(total=100 if message.fraction is not None else None, progress=(message.fraction or 0) * 100)
+
+    @on(EvalFinished)
+    def evaluation_finished(self, message: EvalFinished) -> None:
+        self.evaluating = None
+        self.query_one("#eval-progress-row").display = False
+        if message.returncode == 0:
+            self.notify(f"Evaluation of {message.run_id} finished; its results are listed now.")
+            self._options = []  # re-pick the newest result on the next listing
+            self.query_one("#result-choice", Select).clear()
+        else:
+            self.notify(f"Evaluation of {message.run_id} failed (exit {message.returncode}):\n{message.tail}\n"
+                        f"see {message.run_id}/eval.log", severity="error", timeout=12)
