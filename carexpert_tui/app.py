@@ -26,6 +26,7 @@ from carexpert.notify import notification_sequence, run_event_message
 from carexpert_tui.commands import CarExpertCommands
 from carexpert_tui.messages import GpuSampled, RunsListed
 from carexpert_tui.run_rows import RunRow, scan_runs
+from carexpert_tui.screens.chat import ChatScreen
 from carexpert_tui.screens.config import ConfigScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.screens.evaluate import EvalScreen
@@ -41,7 +42,8 @@ class CarExpertApp(App):
 
     TITLE = "carexpert"
     CSS_PATH = "app.tcss"
-    MODES = {"system": SystemScreen, "config": ConfigScreen, "train": TrainScreen, "eval": EvalScreen}
+    MODES = {"system": SystemScreen, "config": ConfigScreen, "train": TrainScreen,
+             "eval": EvalScreen, "chat": ChatScreen}
     DEFAULT_MODE = "system"
     COMMANDS = App.COMMANDS | {CarExpertCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]

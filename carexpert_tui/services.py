@@ -36,11 +36,24 @@ def real_run_checks(config: Config) -> list[Any]:
     return run_checks(config)
 
 
-def real_chat_session(config: Config, adapter_dir: str | None, base_only: bool) -> Any:
-    """A chat session over the base model or a run's adapter (loads nothing until ``load``)."""
-    from carexpert.chat import ChatSession  # heavy: imported in the loading worker only
+def real_chat_session(config: Config, run_id: str | None) -> Any:
+    """A chat session over the base model (``run_id`` None) or a run's adapter; loads nothing yet."""
+    from carexpert.chat import ChatSession
+    from carexpert.chat.source import run_adapter
 
-    return ChatSession(config, adapter_dir=adapter_dir, base_only=base_only)
+    if run_id is None:
+        return ChatSession(config, base_only=True)
+    found = run_adapter(config, run_id)  # the run's own [model] and [lora], so the adapter fits
+    return ChatSession(found.config, adapter_dir=found.adapter_dir)
+
+
+def real_add_eval_case(config: Config, question: str, reference: str, category: str) -> str:
+    """Save a question (and a reference answer) as a user eval case; returns what was done, in words."""
+    from carexpert.evaluation.cases import add_user_case, cases_file
+
+    path = cases_file(config.data.data_dir)
+    case, replaced = add_user_case(path, question, reference_text=reference, category=category)
+    return f"{'updated' if replaced else 'added'} eval case {case.id} ({case.category}) in {path}"
 
 
 def real_model_shape(base_model: str) -> Any:
@@ -65,7 +78,8 @@ class Services:
     gpu_snapshot: Callable[[], list[dict[str, Any]]] = real_gpu_snapshot
     host_snapshot: Callable[[], dict[str, Any]] = real_host_snapshot
     run_checks: Callable[[Config], list[Any]] = real_run_checks
-    chat_session: Callable[[Config, str | None, bool], Any] = real_chat_session
+    chat_session: Callable[[Config, str | None], Any] = real_chat_session
+    add_eval_case: Callable[[Config, str, str, str], str] = real_add_eval_case
     sanitize: Callable[[str], str] = real_sanitize
     model_shape: Callable[[str], Any] = real_model_shape
     gpu_poll_seconds: float = 2.0

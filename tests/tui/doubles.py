@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carexpert.chat.sampling import SamplingSettings
+from carexpert.chat.transcript import Turn, save_transcript
 from carexpert.estimate import ModelShape
 
 from carexpert_tui.services import Services
@@ -56,7 +58,8 @@ def fake_services(*, gpus: list[dict[str, Any]] | None = None, cli: tuple[str, .
         gpu_snapshot=lambda: [dict(g) for g in readings],
         host_snapshot=lambda: dict(FAKE_HOST),
         run_checks=lambda config: list(FAKE_CHECKS),
-        chat_session=chat_session or (lambda config, adapter_dir, base_only: FakeChatSession()),
+        chat_session=chat_session or (lambda config, run_id: FakeChatSession()),
+        add_eval_case=lambda config, question, reference, category: f"added eval case for {question!r}",
         sanitize=lambda text: text.replace("\x1b", ""),
         model_shape=lambda base_model: EMBEDDED_SHAPE,
         gpu_poll_seconds=0.2,
@@ -65,43 +68,57 @@ def fake_services(*, gpus: list[dict[str, Any]] | None = None, cli: tuple[str, .
 
 
 class FakeChatSession:
-    """A chat session double: loads instantly, streams a scripted answer word by word.
+    """A ChatSession double with the real one's API: loads instantly, streams a scripted answer.
 
-    ``gate`` lets a test hold the stream after ``release_after`` chunks, so it can stop the
-    answer at a known point.
+    With ``hold_after`` set, the stream pauses after that many chunks until ``cancel()`` (or
+    ``release()``), so a test can stop the answer at a known point.
     """
 
     ANSWER = ("The **Toyota GR86** uses a 2.4-litre flat-four (FA24) making 228 hp and 184 lb-ft. "
               "It drives the rear wheels through a six-speed manual or automatic.")
 
-    def __init__(self, answer: str | None = None, release_after: int | None = None):
+    def __init__(self, answer: str | None = None, hold_after: int | None = None, source: str = "base model embedded"):
         self.answer = answer or self.ANSWER
-        self.release_after = release_after
+        self.hold_after = hold_after
+        self.source = source
         self.gate = threading.Event()
         self.cancelled = threading.Event()
-        self.history: list[tuple[str, str]] = []
+        self.history: list[Turn] = []
+        self.sampling = SamplingSettings()
+        self.last_stats = None
         self.loaded = False
-        self.sampling = _Sampling()
-        self.saved: list[Path] = []
+        self.answering = False
+        self.questions: list[str] = []
 
-    def load(self, progress=None) -> None:
+    def load(self, progress=None):
         if progress:
             progress("loading tokenizer")
             progress("loading weights")
         self.loaded = True
+        return self
+
+    def release(self) -> None:
+        self.gate.set()
 
     def stream(self, text: str):
         self.cancelled.clear()
-        said = []
-        for number, word in enumerate(self.answer.split(" ")):
-            if self.release_after is not None and number == self.release_after:
-                self.gate.wait(5)
-            if self.cancelled.is_set():
-                break
-            chunk = word if number == 0 else " " + word
-            said.append(chunk)
-            yield chunk
-        self.history.append((text, "".join(said)))
+        self.answering = True
+        self.questions.append(text)
+        said, reason = [], "eos"
+        try:
+            for number, word in enumerate(self.answer.split(" ")):
+                if self.hold_after is not None and number == self.hold_after:
+                    self.gate.wait(10)
+                if self.cancelled.is_set():
+                    reason = "cancelled"
+                    break
+                chunk = word if number == 0 else " " + word
+                said.append(chunk)
+                yield chunk
+        finally:
+            self.answering = False
+            self.last_stats = _Stats({"finish_reason": reason, "new_tokens": len(said), "tokens_per_second": 42.0})
+            self.history.append(Turn(question=text, answer="".join(said), finish_reason=reason))
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -110,24 +127,19 @@ class FakeChatSession:
     def reset(self) -> None:
         self.history.clear()
 
-    def undo(self) -> None:
-        if self.history:
-            self.history.pop()
+    def undo(self):
+        return self.history.pop() if self.history else None
 
-    def save(self, path) -> Path:
-        target = Path(path)
-        target.write_text("\n".join(f"Q: {q}\nA: {a}" for q, a in self.history), encoding="utf-8")
-        self.saved.append(target)
-        return target
+    def save_transcript(self, path):
+        return save_transcript(path, list(self.history), {"model": self.source})
 
 
 @dataclass
-class _Sampling:
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50
-    repetition_penalty: float = 1.1
-    max_new_tokens: int = 512
+class _Stats:
+    values: dict
+
+    def as_dict(self) -> dict:
+        return dict(self.values)
 
 
 async def wait_until(pilot, predicate, timeout: float = 5.0, step: float = 0.05) -> bool:
