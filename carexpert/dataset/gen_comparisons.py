@@ -106,6 +106,11 @@ def _output(v: Vehicle) -> str | None:
     return f"{v.hp} hp ({units.hp_to_kw(v.hp)} kW){torque}"
 
 
+def _t60_origin(v: Vehicle) -> str:
+    """Whose 0-60 figure it is: a maker's claim and a magazine's measurement are not the same kind of number."""
+    return f"{v.make}'s claim" if v.zero_to_sixty_is_claim else f"{v.zero_to_sixty_source}'s measurement"
+
+
 def _attribute_sentence(a: Vehicle, b: Vehicle, sa: str, sb: str, kind: str) -> str | None:
     if kind == "power" and a.hp and b.hp:
         text = f"The {sa} makes {_output(a)}, versus {_output(b)} for the {sb}."
@@ -114,8 +119,11 @@ def _attribute_sentence(a: Vehicle, b: Vehicle, sa: str, sb: str, kind: str) -> 
             text += f" That's {abs(a.hp - b.hp)} hp more for the {winner}."
         return text
     if kind == "acceleration" and a.zero_to_sixty_s and b.zero_to_sixty_s:
-        return (f"The manufacturers quote 0-60 mph in {units.fmt_decimal(a.zero_to_sixty_s)} seconds for the {sa} "
-                f"and {units.fmt_decimal(b.zero_to_sixty_s)} seconds for the {sb}.")
+        if a.zero_to_sixty_is_claim and b.zero_to_sixty_is_claim:
+            return (f"The manufacturers quote 0-60 mph in {units.fmt_decimal(a.zero_to_sixty_s)} seconds for the {sa} "
+                    f"and {units.fmt_decimal(b.zero_to_sixty_s)} seconds for the {sb}.")
+        return (f"0-60 mph takes {units.fmt_decimal(a.zero_to_sixty_s)} seconds for the {sa} ({_t60_origin(a)}) "
+                f"and {units.fmt_decimal(b.zero_to_sixty_s)} seconds for the {sb} ({_t60_origin(b)}).")
     if kind == "efficiency" and a.mpg_combined and b.mpg_combined:
         if a.mpg_combined == b.mpg_combined:
             return f"Both are EPA-rated at {a.mpg_combined} mpg combined."
@@ -189,6 +197,9 @@ def _single(rng: random.Random, a: Vehicle, b: Vehicle, sa: str, sb: str, kind: 
                  f"{units.fmt_decimal(units.mpg_to_l100km(lv))} L/100 km.")
     if kind == "price":
         text += " Compare equipment too: the cheaper car may lack features you want."
+    if kind == "acceleration" and not (a.zero_to_sixty_is_claim and b.zero_to_sixty_is_claim):
+        text += (f" Note the sources differ: the {sa}'s time is {_t60_origin(a)} and the {sb}'s is "
+                 f"{_t60_origin(b)}.")
     return text
 
 

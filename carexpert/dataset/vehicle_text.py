@@ -32,15 +32,19 @@ def vehicle_values(knowledge: Knowledge, vehicle: Vehicle) -> dict[str, Any]:
         "body": v.body, "segment": segment, "a_segment": a_or_an(segment),
         "a_powertrain": a_or_an(POWERTRAIN_PHRASES[v.powertrain]),
         "cyl_words": CYLINDER_WORDS.get(v.cylinders) if v.cylinders else None,
-        "hp": None, "kw": None, "tq": None, "nm": None, "t60": None, "lb": None, "kg": None,
+        "hp": None, "kw": None, "tq": None, "nm": None, "t60": None, "t60_test": None, "tester": None,
+        "lb": None, "kg": None,
         "mpg": None, "l100": None, "range": None, "range_km": None, "msrp": None,
     }
     if v.hp:
         values.update(hp=str(v.hp), kw=str(units.hp_to_kw(v.hp)))
     if v.torque_lb_ft:
         values.update(tq=str(v.torque_lb_ft), nm=units.fmt_int(v.torque_nm))
-    if v.zero_to_sixty_s:
-        values["t60"] = units.fmt_decimal(v.zero_to_sixty_s)
+    if v.zero_to_sixty_s:  # a maker's claim ({t60}) and a magazine's measurement ({t60_test}) read differently
+        if v.zero_to_sixty_is_claim:
+            values["t60"] = units.fmt_decimal(v.zero_to_sixty_s)
+        else:
+            values.update(t60_test=units.fmt_decimal(v.zero_to_sixty_s), tester=v.zero_to_sixty_source)
     if v.curb_weight_lb:
         values.update(lb=units.fmt_int(v.curb_weight_lb), kg=units.fmt_int(units.lb_to_kg(v.curb_weight_lb)))
     if v.mpg_combined:

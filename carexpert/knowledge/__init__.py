@@ -27,6 +27,8 @@ DRIVETRAINS = {"FWD": "front-wheel drive", "RWD": "rear-wheel drive", "AWD": "al
 POWERTRAINS = ("gas", "mild hybrid", "hybrid", "plug-in hybrid", "electric")
 TRANSMISSION_TYPES = ("automatic", "cvt", "manual", "dct", "ecvt", "single-speed")
 INDUCTIONS = ("naturally aspirated", "turbocharged", "twin-turbocharged", "supercharged", "electric")
+# zero_to_sixty_source: "maker" for the manufacturer's claim, else the publication that measured it.
+MAKER_CLAIM = "maker"
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _NUMERIC = ("cylinders", "hp", "torque_lb_ft", "torque_nm", "zero_to_sixty_s", "curb_weight_lb",
             "mpg_combined", "ev_range_mi", "msrp_usd")
@@ -54,6 +56,7 @@ class Vehicle:
     torque_lb_ft: int | None = None
     torque_nm: int | None = None
     zero_to_sixty_s: float | None = None
+    zero_to_sixty_source: str = ""
     curb_weight_lb: int | None = None
     mpg_combined: int | None = None
     ev_range_mi: int | None = None
@@ -72,6 +75,11 @@ class Vehicle:
     def trim_suffix(self) -> str:
         """' LE', or '' for a 'Base' trim or one the model name already ends with (Civic Type R)."""
         return "" if self.trim == "Base" or self.model.endswith(self.trim) else f" {self.trim}"
+
+    @property
+    def zero_to_sixty_is_claim(self) -> bool:
+        """True when the 0-60 figure is the manufacturer's claim rather than a magazine's measurement."""
+        return self.zero_to_sixty_source == MAKER_CLAIM
 
     @property
     def is_electric(self) -> bool:
@@ -263,6 +271,9 @@ def _vehicle(row: dict[str, str], segments: dict[str, str], where: str) -> Vehic
         if abs(vehicle.torque_nm - expected) > max(2.0, 0.01 * expected):
             problems.append(f"torque_nm {vehicle.torque_nm} does not match {vehicle.torque_lb_ft} lb-ft "
                             f"(expected about {expected:.0f})")
+    if (vehicle.zero_to_sixty_s is None) != (not vehicle.zero_to_sixty_source):
+        problems.append(f"give zero_to_sixty_source ({MAKER_CLAIM!r} or the publication that tested it) "
+                        "with zero_to_sixty_s, and only then")
     if vehicle.is_electric and vehicle.ev_range_mi is None:
         problems.append("an electric vehicle needs ev_range_mi")
     if vehicle.is_electric and vehicle.mpg_combined is not None:
@@ -353,5 +364,6 @@ def _check_showcase(knowledge: Knowledge, path: Path) -> None:
             raise UserError(f"showcase case refers to unknown {exc}", where=f"{path}: {case.get('question')}") from None
 
 
-__all__ = ["CATEGORIES", "DRIVETRAINS", "KNOWLEDGE_DIR", "LB_FT_TO_NM", "BudgetTier", "Concept", "FictionalModel",
+__all__ = ["CATEGORIES", "DRIVETRAINS", "KNOWLEDGE_DIR", "LB_FT_TO_NM", "MAKER_CLAIM", "BudgetTier", "Concept",
+           "FictionalModel",
            "Knowledge", "MaintenanceItem", "Vehicle", "load_knowledge"]
