@@ -1,0 +1,79 @@
+"""Start a training process that outlives the terminal that started it.
+
+The child runs in a new session (``start_new_session=True``): a closed terminal or a
+dropped SSH link sends SIGHUP to the terminal's session, not to ours. Its stdin is
+``/dev/null`` and its stdout/stderr are appended to ``run/train.log`` — never a pipe,
+which would hang the trainer once nobody reads it. The run folder's lock is taken
+here and handed to the child through an inherited descriptor, so two launches of
+the same run cannot race.
+
+With ``processes > 1`` the same entry point is started through
+``torch.distributed.run`` (the launcher accelerate uses underneath): one process per
+GPU, DDP, rank 0 writes the events. For a model that does not fit one GPU, see
+``docs/training.md`` (FSDP with QLoRA).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from carexpert.runs.lock import RunLock
+from carexpert.runs.paths import RunPaths
+from carexpert.runs.status import RunStatus, read_status, write_status
+
+WORKER_MODULE = "carexpert.training.worker"
+
+
+def worker_command(run: RunPaths, *, config_path: str | os.PathLike | None = None, resume: bool = False,
+                   force: bool = False, processes: int = 1, lock_fd: int | None = None) -> list[str]:
+    """The command line of a training process for ``run``.
+
+    ``lock_fd``: the inherited descriptor that holds the run's lock. One process adopts
+    it (and releases it the moment the run ends); under torch.distributed.run the
+    launcher keeps it and the workers only check that it is held.
+    """
+    args = ["--run-dir", str(run.root.resolve())]
+    if config_path is not None:
+        args += ["--config", str(Path(config_path).resolve())]
+    if resume:
+        args.append("--resume")
+    if force:
+        args.append("--force")
+    if lock_fd is not None:
+        args += ["--lock-inherited"] if processes > 1 else ["--lock-fd", str(lock_fd)]
+    if processes > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={processes}", "-m", WORKER_MODULE]
+        return launcher + args
+    return [sys.executable, "-m", WORKER_MODULE, *args]
+
+
+def start_training_process(run: RunPaths, *, config_path: str | os.PathLike | None = None, resume: bool = False,
+                           force: bool = False, processes: int = 1, lock_wait_seconds: float = 0.0,
+                           extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Lock the run, start its trainer detached, record it as pending; returns the child.
+
+    Raises ``RunLockedError`` (a UserError) when another trainer holds the run;
+    ``lock_wait_seconds`` gives a previous trainer that is just exiting time to let go.
+    """
+    run.root.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run.lock).acquire(wait_seconds=lock_wait_seconds)
+    try:
+        command = worker_command(run, config_path=config_path, resume=resume, force=force, processes=processes,
+                                 lock_fd=lock.fd)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        with open(run.log, "ab") as log, open(os.devnull, "rb") as devnull:
+            child = subprocess.Popen(command, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True, close_fds=True, pass_fds=(lock.fd,))
+        lock.record_holder(child.pid)
+        status = read_status(run.status) or RunStatus()  # a resumed run keeps its step and start time
+        status.state, status.pid, status.host = "pending", child.pid, socket.gethostname()
+        status.error, status.advice = None, []
+        write_status(run.status, status)
+    finally:
+        lock.close()  # the child keeps the lock through its inherited descriptor
+    return child

@@ -1,0 +1,195 @@
+"""Training runs in-process on the tiny model: adapter, events, determinism, stop/resume, guard, lock, OOM."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from transformers import TrainerCallback  # noqa: E402
+
+from carexpert.errors import UserError  # noqa: E402
+from carexpert.runs import RunPaths, read_events, read_status  # noqa: E402
+from carexpert.runs.lock import RunLock, RunLockedError  # noqa: E402
+from carexpert.training import run  # noqa: E402
+from carexpert.training.signals import GracefulStop  # noqa: E402
+from training_support import tiny_config, write_tiny_dataset  # noqa: E402
+
+STEP_FIELDS = {"step", "max_steps", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "samples_per_s", "eta_s",
+               "gpus", "ram_bytes"}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return write_tiny_dataset(tmp_path / "data.jsonl")
+
+
+def losses(paths: RunPaths) -> dict[int, float]:
+    return {e["step"]: e["loss"] for e in read_events(paths.events) if e["type"] == "step"}
+
+
+class StopAt(TrainerCallback):
+    """Asks the run to stop after a given step, like a SIGTERM would."""
+
+    def __init__(self, stop: GracefulStop, step: int):
+        self.stop, self.step = stop, step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            self.stop.request("test")
+
+
+class RaiseAt(TrainerCallback):
+    def __init__(self, step: int, error: BaseException):
+        self.step, self.error = step, error
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise self.error
+
+
+def test_full_run_writes_adapter_events_and_status(tiny_model_dir, dataset, tmp_path):
+    config = tiny_config(tiny_model_dir, dataset, tensorboard=True)
+    paths = RunPaths(tmp_path / "runs" / "full")
+    seen = []
+    outcome = run(config, paths, on_event=seen.append)
+
+    assert outcome.state == "finished" and outcome.step == 6
+    assert (paths.adapter / "adapter_model.safetensors").is_file()
+    assert (paths.adapter / "adapter_config.json").is_file() and (paths.adapter / "tokenizer.json").is_file()
+    assert paths.config.is_file() and paths.log.read_text().count("step 6/6") == 1
+    assert any(paths.tensorboard.iterdir())
+    status = read_status(paths.status)
+    assert status.state == "finished" and status.step == 6 and status.max_steps == 6
+
+    events = read_events(paths.events)
+    assert [e["type"] for e in events] == [e["type"] for e in seen]  # on_event sees exactly what is written
+    assert events[0]["type"] == "start" and events[0]["run_id"] == "full" and events[0]["resumed_from"] is None
+    assert all(e["v"] == 1 and isinstance(e["time"], float) for e in events)
+    states = [e["state"] for e in events if e["type"] == "status"]
+    assert states == ["pending", "running", "finished"]
+    summary = next(e for e in events if e["type"] == "summary")
+    assert 0 < summary["trainable_params"] < summary["total_params"]
+    assert summary["trainable_percent"] == pytest.approx(100 * summary["trainable_params"] / summary["total_params"])
+    assert summary["optimizer"] == "adamw_torch" and any("adamw_torch" in n for n in summary["notices"])
+    steps = [e for e in events if e["type"] == "step"]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4, 5, 6]
+    for event in steps:
+        assert STEP_FIELDS <= set(event), STEP_FIELDS - set(event)
+        assert event["tokens_per_s"] > 0 and event["samples_per_s"] > 0 and event["gpus"] == []
+    evals = [e for e in events if e["type"] == "eval"]
+    assert [e["step"] for e in evals] == [3, 6] and all(e["perplexity"] > 1 for e in evals)
+    checkpoints = [e for e in events if e["type"] == "checkpoint"]
+    assert [e["step"] for e in checkpoints] == [3, 6]
+
+
+def test_same_seed_and_config_give_the_same_first_losses(tiny_model_dir, dataset, tmp_path):
+    config = tiny_config(tiny_model_dir, dataset, max_steps=3, eval_steps=0, save_steps=100)
+    first, second = RunPaths(tmp_path / "a"), RunPaths(tmp_path / "b")
+    run(config, first)
+    run(config, second)
+    assert losses(first) == pytest.approx(losses(second), abs=1e-6)
+    config.train.seed = 7
+    third = RunPaths(tmp_path / "c")
+    run(config, third)
+    assert losses(third) != pytest.approx(losses(first), abs=1e-6)
+
+
+def test_stop_saves_a_checkpoint_and_resume_continues_with_the_same_data_order(tiny_model_dir, dataset, tmp_path):
+    config = tiny_config(tiny_model_dir, dataset, save_steps=100, eval_steps=0)
+    straight = RunPaths(tmp_path / "straight")
+    run(config, straight)
+
+    paths = RunPaths(tmp_path / "stopped")
+    stop = GracefulStop()
+    outcome = run(config, paths, stop=stop, callbacks=[StopAt(stop, 2)])
+    assert outcome.state == "stopped" and read_status(paths.status).state == "stopped"
+    assert (paths.checkpoints / "checkpoint-2" / "carexpert-checkpoint.json").is_file()
+    assert not paths.adapter.exists()
+
+    resumed = run(config, paths, resume=True)
+    assert resumed.state == "finished" and resumed.step == 6
+    starts = [e for e in read_events(paths.events) if e["type"] == "start"]
+    assert [s["resumed_from"] for s in starts] == [None, 2]
+    assert losses(paths) == pytest.approx(losses(straight), abs=1e-5)  # steps 3-6 saw the same batches
+
+
+def test_resume_guard_refuses_changes_and_force_goes_on(tiny_model_dir, dataset, tmp_path):
+    config = tiny_config(tiny_model_dir, dataset, save_steps=100, eval_steps=0)
+    paths = RunPaths(tmp_path / "guarded")
+    stop = GracefulStop()
+    run(config, paths, stop=stop, callbacks=[StopAt(stop, 1)])
+
+    config.train.learning_rate = 1e-3
+    with pytest.raises(UserError) as refused:
+        run(config, paths, resume=True)
+    assert any("train.learning_rate" in line and "0.0002" in line for line in refused.value.details)
+    assert "--force" in refused.value.fix
+    assert read_status(paths.status).state == "failed"
+
+    config.train.learning_rate = 2e-4
+    config.ui.theme, config.eval.limit = "other-theme", 5  # harmless keys never block a resume
+    write_tiny_dataset(dataset, count=30)
+    with pytest.raises(UserError) as data_changed:
+        run(config, paths, resume=True)
+    assert [line for line in data_changed.value.details if "dataset fingerprint" in line]
+    assert not [line for line in data_changed.value.details if "ui." in line or "eval." in line]
+
+    outcome = run(config, paths, resume=True, force=True)
+    assert outcome.state == "finished"
+    notices = [e["message"] for e in read_events(paths.events) if e["type"] == "notice"]
+    assert any("resuming with changes (--force)" in n and "dataset fingerprint" in n for n in notices)
+
+
+def test_half_written_checkpoint_is_skipped_on_resume(tiny_model_dir, dataset, tmp_path):
+    config = tiny_config(tiny_model_dir, dataset, save_steps=2, eval_steps=0)
+    paths = RunPaths(tmp_path / "torn")
+    stop = GracefulStop()
+    run(config, paths, stop=stop, callbacks=[StopAt(stop, 2)])
+    torn = paths.checkpoints / "checkpoint-4"
+    torn.mkdir()
+    (torn / "adapter_model.safetensors").write_bytes(b"\0" * 10)  # killed mid-save: no marker
+    outcome = run(config, paths, resume=True)
+    assert outcome.state == "finished"
+    events = read_events(paths.events)
+    assert [e["resumed_from"] for e in events if e["type"] == "start"][-1] == 2
+    assert any(e["type"] == "notice" and "checkpoint-4 is incomplete" in e["message"] for e in events)
+
+
+def test_a_second_trainer_on_the_same_run_is_refused(tiny_model_dir, dataset, tmp_path):
+    paths = RunPaths(tmp_path / "locked")
+    paths.root.mkdir()
+    with RunLock(paths.lock):
+        with pytest.raises(RunLockedError, match="already driving this run"):
+            run(tiny_config(tiny_model_dir, dataset), paths)
+    assert not paths.status.exists() and not paths.events.exists()  # the refused trainer wrote nothing
+
+
+def test_out_of_memory_fails_with_advice_from_the_runs_settings(tiny_model_dir, dataset, tmp_path):
+    import torch
+
+    config = tiny_config(tiny_model_dir, dataset, batch_size=4, grad_accum=4)
+    paths = RunPaths(tmp_path / "oom")
+    outcome = run(config, paths, callbacks=[RaiseAt(2, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"))])
+    assert outcome.state == "failed" and "out of GPU memory after 2 completed steps" in outcome.error
+    status = json.loads(paths.status.read_text())
+    assert status["state"] == "failed" and status["error"] == outcome.error
+    texts = [item["text"] for item in status["advice"]]
+    assert "batch_size 4 → 2 with grad_accum 4 → 8 keeps the effective batch of 16 (slower, same learning)" in texts[0]
+    assert status["advice"][0]["changes"] == {"train.batch_size": 2, "train.grad_accum": 8}
+    assert any("max_length 192 → 128" in t for t in texts)
+    assert not any(t.startswith("lora.r") for t in texts)  # r=8 is already small: not offered
+    assert any(item["changes"] == {"train.gradient_checkpointing": "on"} for item in status["advice"])
+    failed = [e for e in read_events(paths.events) if e["type"] == "status"][-1]
+    assert failed["state"] == "failed" and failed["advice"] == status["advice"]
+    assert "Traceback" in paths.log.read_text()  # the full story is in train.log
+
+
+def test_missing_dataset_is_a_user_error_recorded_in_the_status(tiny_model_dir, tmp_path):
+    paths = RunPaths(tmp_path / "nodata")
+    with pytest.raises(UserError, match="dataset not found"):
+        run(tiny_config(tiny_model_dir, tmp_path / "missing.jsonl"), paths)
+    status = read_status(paths.status)
+    assert status.state == "failed" and "dataset not found" in status.error
