@@ -49,8 +49,8 @@ def finish_note(stats: dict[str, Any], stopped: bool) -> str:
 class ChatScreen(ModeScreen):
     CSS_PATH = "chat.tcss"
     BINDING_GROUP_TITLE = "Chat"
+    HELP_WIDGETS = (PromptInput,)
     BINDINGS = [
-        Binding("escape", "stop_answer", "Stop", id="stop-answer", tooltip="Stop the answer being written"),
         Binding("ctrl+n", "new_chat", "New", id="new-chat", tooltip="Start a new conversation"),
         Binding("ctrl+s", "save_transcript", "Save", id="save-transcript",
                 tooltip="Save the conversation (chats/*.jsonl and .md)"),
@@ -249,8 +249,6 @@ class ChatScreen(ModeScreen):
     # --- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "stop_answer":
-            return self.answering
         if action in ("new_chat", "save_case", "save_transcript"):
             return None if self.answering else True
         return True
@@ -267,6 +265,7 @@ class ChatScreen(ModeScreen):
             self.set_focus(None)
 
     def action_leave_field(self) -> None:
+        """Escape stops an answer being written; otherwise it leaves the field (as on every screen)."""
         self.action_stop_answer()
 
     def action_new_chat(self) -> None:

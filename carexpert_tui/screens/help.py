@@ -20,7 +20,9 @@ def bindings_of(owner: type) -> list[Binding]:
 
 def help_sections(app) -> Iterable[tuple[str, list[Binding]]]:
     """(section title, bindings) for the app, each mode screen and the widgets they use."""
-    yield "Everywhere", bindings_of(type(app))
+    from carexpert_tui.screens.base import ModeScreen
+
+    yield "Everywhere", bindings_of(type(app)) + bindings_of(ModeScreen)
     for mode, screen_class in app.MODES.items():
         title = getattr(screen_class, "BINDING_GROUP_TITLE", None) or mode.title()
         yield title, bindings_of(screen_class)

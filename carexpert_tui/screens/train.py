@@ -20,6 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Label, Log, OptionList, ProgressBar, TabbedContent, TabPane
 from textual.worker import get_current_worker
+from textual_plot import PlotWidget
 
 from carexpert.runs import EventFollower, RunPaths
 
@@ -71,6 +72,7 @@ def stats_line(step: dict[str, Any]) -> str:
 class TrainScreen(ModeScreen):
     CSS_PATH = "train.tcss"
     BINDING_GROUP_TITLE = "Train"
+    HELP_WIDGETS = (PlotWidget,)
     BINDINGS = [
         Binding("s", "start_training", "Start", id="start-training", tooltip="Start a run with the chosen config"),
         Binding("x", "stop_training", "Stop", id="stop-training",

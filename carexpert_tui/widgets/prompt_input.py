@@ -1,4 +1,8 @@
-"""The chat's input line, with the questions already asked one up/down away (like a shell)."""
+"""The chat's input line, with the questions already asked one up/down away (like a shell).
+
+While an answer is being written, escape here stops it (and the footer says so); otherwise
+escape falls through to the screen, which takes focus out of the field.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ class PromptInput(Input):
     BINDINGS = [
         Binding("up", "history(-1)", "Earlier question", id="history-back", show=False),
         Binding("down", "history(1)", "Later question", id="history-forward", show=False),
+        Binding("escape", "stop_answer", "Stop", id="stop-answer", tooltip="Stop the answer being written"),
     ]
 
     def __init__(self, *args, **kwargs):
@@ -25,6 +30,14 @@ class PromptInput(Input):
             self.history.append(text)
         self._position = len(self.history)
         self._draft = ""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_answer":
+            return bool(getattr(self.screen, "answering", False))
+        return super().check_action(action, parameters)
+
+    def action_stop_answer(self) -> None:
+        self.screen.action_stop_answer()
 
     def action_history(self, step: int) -> None:
         if not self.history:

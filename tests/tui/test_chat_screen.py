@@ -27,7 +27,7 @@ async def test_answer_streams_and_stops_mid_answer(project):
         assert await wait_until(pilot, lambda: screen.query(".answer") and "Toyota" in
                                 screen.query_one(".answer", Markdown).source)
         assert screen.answering
-        assert screen.check_action("stop_answer", ()) is True  # the footer offers Stop
+        assert screen.query_one(PromptInput).check_action("stop_answer", ()) is True  # the footer offers Stop
         await pilot.press("escape")
         assert await wait_until(pilot, lambda: not screen.answering)
         answer = screen.query_one(".answer", Markdown).source
