@@ -4,14 +4,18 @@ fill, stop it; runs started elsewhere are found and followed from their files.""
 from __future__ import annotations
 
 import shutil
+import sys
 
+import pytest
 from textual.widgets import Label, Log
 
+from carexpert.config import config_to_toml
 from carexpert.runs import read_status
 from carexpert_tui.app import CarExpertApp
 from carexpert_tui.widgets.metric_chart import MetricChart
 from carexpert_tui.widgets.run_list import RunList
 from carexpert_tui.widgets.vram_panel import DeviceMemory
+from tests.training_support import tiny_config, write_tiny_dataset
 from tests.tui.doubles import FIXTURE_RUNS, fake_services, wait_until
 
 
@@ -61,3 +65,23 @@ async def test_runs_started_before_the_app_are_listed_and_followed(project):
         # a stopped run can be resumed, not stopped
         assert app.screen.check_action("resume_training", ()) is (True if expected == 24 else None)
         assert app.screen.check_action("stop_training", ()) is None
+
+
+@pytest.mark.slow
+async def test_a_real_tiny_run_started_from_the_app_fills_the_chart(project, tiny_model_dir):
+    """The real `carexpert train --detach` on the tiny model (CPU, 6 steps): the app follows it to the end."""
+    dataset = write_tiny_dataset(project / "data.jsonl")
+    config = tiny_config(tiny_model_dir, dataset)
+    config.train.runs_dir = str(project / "runs")
+    (project / "carexpert.toml").write_text(config_to_toml(config))
+    services = fake_services(cli=(sys.executable, "-m", "carexpert.cli.main"))
+    app = CarExpertApp(project / "carexpert.toml", services=services, mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("s")
+        assert await wait_until(pilot, lambda: app.screen.selected is not None, timeout=30)
+        run_id = app.screen.selected
+        assert await wait_until(pilot, lambda: app.runs and app.runs[0].state == "finished", timeout=90)
+        assert await wait_until(pilot, lambda: chart_points(app, "loss-chart", "train") == 6)
+        assert chart_points(app, "loss-chart", "val") >= 1
+        assert chart_points(app, "lr-chart", "lr") == 6
+    assert (project / "runs" / run_id / "adapter" / "adapter_config.json").is_file()
