@@ -189,7 +189,7 @@ def test_out_of_memory_fails_with_advice_from_the_runs_settings(tiny_model_dir, 
 
 def test_missing_dataset_is_a_user_error_recorded_in_the_status(tiny_model_dir, tmp_path):
     paths = RunPaths(tmp_path / "nodata")
-    with pytest.raises(UserError, match="dataset not found"):
+    with pytest.raises(UserError, match="file not found"):
         run(tiny_config(tiny_model_dir, tmp_path / "missing.jsonl"), paths)
     status = read_status(paths.status)
-    assert status.state == "failed" and "dataset not found" in status.error
+    assert status.state == "failed" and "file not found" in status.error

@@ -73,9 +73,14 @@ def resolve_precision(requested: str, *, cuda: bool, cuda_bf16: bool, cpu_bf16: 
 
 
 def resolve_compute_dtype(requested: str, precision: str, *, cuda: bool) -> str:
-    """Compute dtype of 4-bit layers: as configured on a GPU, fp32 when the run itself is fp32 on the CPU."""
+    """Compute dtype of 4-bit layers (and dtype of the other frozen weights) for the chosen precision.
+
+    fp32 on the CPU when the run is fp32 there; fp16 where bf16 was asked but the GPU lacks it.
+    """
     if not cuda and precision == "fp32":
         return "float32"
+    if precision == "fp16" and requested == "bfloat16":
+        return "float16"
     return requested
 
 

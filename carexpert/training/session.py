@@ -11,7 +11,7 @@ from typing import Any
 from carexpert.runs.paths import RunPaths
 from carexpert.training.callbacks import CheckpointCallback, EventsCallback, StopCallback
 from carexpert.training.data import TrainingData, load_training_data
-from carexpert.training.model_setup import _load_tokenizer, device_for_rank, load_for_training, model_summary
+from carexpert.training.model_setup import device_for_rank, load_for_training, load_tokenizer_for_training
 from carexpert.training.plan import TrainPlan, make_plan
 from carexpert.training.reporter import Reporter
 from carexpert.training.signals import GracefulStop
@@ -32,7 +32,7 @@ class TrainingSession:
 
     # 1. tokenizer, data, plan -------------------------------------------------------
     def prepare(self) -> None:
-        self.tokenizer = _load_tokenizer(self.config)
+        self.tokenizer = load_tokenizer_for_training(self.config)
         self.data = load_training_data(self.config, self.tokenizer)
         self.plan = self._make_plan()
 
@@ -45,14 +45,14 @@ class TrainingSession:
         from carexpert.estimate import estimate, shape_for_model
 
         shape = shape_for_model(self.config.model.base_model)
-        seq_len = min(self.data.train.longest(), self.config.data.max_length)
+        seq_len = min(self.data.longest(), self.config.data.max_length)
         train, model, lora = self.config.train, self.config.model, self.config.lora
 
         def peak_bytes(micro_batch: int, checkpointing: bool) -> int:
             return estimate(shape, quantization=model.quantization, double_quant=model.double_quant, lora_r=lora.r,
                             lora_targets=list(lora.target_modules), micro_batch=micro_batch, seq_len=seq_len,
                             gradient_checkpointing=checkpointing, optimizer=train.optimizer,
-                            answer_share=self.data.train.label_share()).peak_bytes
+                            answer_share=self.data.label_share()).peak_bytes
 
         props = torch.cuda.get_device_properties(self.ranks.local_rank)
         return make_plan(self.config, cuda=True, cuda_bf16=torch.cuda.is_bf16_supported(),
@@ -61,21 +61,22 @@ class TrainingSession:
 
     # 2. model ------------------------------------------------------------------------
     def load_model(self) -> None:
+        from carexpert.modeling import describe_model
         from carexpert.training.loss import supports_selective_logits
 
         device = device_for_rank(self.plan, self.ranks.local_rank)
-        self.model, _ = load_for_training(self.config, self.plan, device)
+        self.model = load_for_training(self.config, self.plan, device)
         self.selective_logits = supports_selective_logits(self.model)
-        notices = list(self.plan.notices)
+        notices = list(self.plan.notices) + list(self.data.notes)
         if not self.selective_logits:
             notices.append("this model class cannot slice its logits: the loss computes them for every token")
-        summary = model_summary(self.model)
+        summary = describe_model(self.model)
         self.reporter.emit("summary", **summary, device=device, optimizer=self.plan.optimizer,
                            precision=self.plan.precision, notices=notices, plan=self.plan_record(),
                            train_examples=len(self.data.train), validation_examples=len(self.data.validation))
         for notice in notices:
-            log.warning("%s", notice)
-            self.reporter.emit("notice", message=notice)
+            if self.reporter.emit("notice", message=notice):
+                log.warning("%s", notice)
 
     def plan_record(self) -> dict[str, Any]:
         record = asdict(self.plan)

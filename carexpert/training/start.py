@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from carexpert.errors import UserError
@@ -19,6 +18,7 @@ from carexpert.runs.control import RunInfo
 from carexpert.runs.launch import start_training_process
 from carexpert.runs.paths import RunPaths, new_run_id, validate_run_id
 from carexpert.training import guard
+from carexpert.training.data import data_fingerprint
 
 
 @dataclass
@@ -37,7 +37,7 @@ def start_new_run(config: Any, *, run_id: str | None = None, processes: int = 1)
     if paths.exists() and any(paths.root.iterdir()):
         raise UserError(f"run {paths.run_id} already exists", where=str(paths.root),
                         fix=f"continue it with --resume {paths.run_id}, or pick another --run-id")
-    _check_dataset(config)
+    data_fingerprint(config)  # builds the splits: a bad dataset is refused before any process starts
     paths.root.mkdir(parents=True, exist_ok=True)
     write_frozen_config(paths.config, config)
     process = start_training_process(paths, processes=processes)
@@ -59,20 +59,12 @@ def resume_run(info: RunInfo, *, config_path: str | os.PathLike | None = None, f
     if info.state == "finished" and not force:
         raise UserError(f"run {info.run_id} already finished", fix="start a new run, or pass --force to train on")
     config = load_config(config_path or info.paths.config)
-    _check_dataset(config)
+    fingerprint = data_fingerprint(config)
     checkpoint, _ = guard.last_complete_checkpoint(info.paths.checkpoints)
     changes = None
     if checkpoint is not None:
-        from carexpert.training.data import data_fingerprint
-
-        changes = guard.check_resume(checkpoint, config, data_fingerprint(config), force=force)
+        changes = guard.check_resume(checkpoint, config, fingerprint, force=force)
     process = start_training_process(info.paths, config_path=config_path, resume=True, force=force,
                                      processes=processes, lock_wait_seconds=10.0)
     return StartedRun(info.paths, process, guard.checkpoint_step(checkpoint) if checkpoint else None, changes)
 
-
-def _check_dataset(config: Any) -> None:
-    dataset = config.data.dataset
-    if dataset != "builtin" and not Path(dataset).expanduser().is_file():
-        raise UserError("dataset file not found", where=f"data.dataset = {dataset!r}",
-                        fix="point data.dataset at a JSONL/JSON/CSV file, or use 'builtin'")
