@@ -73,7 +73,7 @@ def test_incremental_decoding_matches_a_full_decode(tiny_model_dir):
 
 def test_decode_plan_on_cpu_falls_back_without_compile():
     plan = choose_decode_plan("auto", device="cpu", quantization="nf4", weight_bytes_bf16=10**9, free_bytes=None)
-    assert (plan.weights, plan.static_cache, plan.compile) == ("merged", False, False)
+    assert (plan.weights, plan.static_cache, plan.compile) == ("full", False, False)
     forced = choose_decode_plan("4bit", device="cpu", quantization="nf4", weight_bytes_bf16=None, free_bytes=None)
     assert forced.weights == "4bit"
 
@@ -92,9 +92,11 @@ def test_decode_plan_on_gpu(fast_path, weights, free, expected):
     assert plan.reason
 
 
-def test_merged_plan_loads_unquantized_weights():
+def test_merged_and_cpu_plans_load_unquantized_weights():
     plan = choose_decode_plan("merged", device="cuda", quantization="nf4", weight_bytes_bf16=None, free_bytes=None)
     assert config_for_plan(Config(), plan).model.quantization == "none"
+    cpu = choose_decode_plan("auto", device="cpu", quantization="nf4", weight_bytes_bf16=None, free_bytes=None)
+    assert config_for_plan(Config(), cpu).model.quantization == "none"
     low = choose_decode_plan("4bit", device="cuda", quantization="nf4", weight_bytes_bf16=None, free_bytes=None)
     assert config_for_plan(Config(), low).model.quantization == "nf4"
 

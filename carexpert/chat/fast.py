@@ -1,6 +1,6 @@
 """The decoding path: which weights to load and how ``generate`` runs on them.
 
-Two paths (``chat.fast_path``):
+Two paths on a GPU (``chat.fast_path``):
 
 - ``merged``: the adapter is merged into unquantized bf16 weights (no LoRA layers
   left, no 4-bit dequantization per token), and on a GPU ``generate`` uses a static
@@ -12,7 +12,9 @@ Two paths (``chat.fast_path``):
 ``auto`` takes ``merged`` when the bf16 weights fit in free GPU memory with room for
 the KV cache. The whole decision is ``choose_decode_plan``, one small pure function
 that the benchmarks (issue 8) tune from measurements. On a CPU the fast path falls
-back cleanly: unquantized weights, dynamic cache, no compilation.
+back cleanly to ``full``: unquantized float32 weights with the adapter unmerged
+(``modeling.load_for_inference`` merges in bf16, which CPUs without bf16 units run
+slowly), a dynamic cache, no compilation.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ MERGED_HEADROOM_BYTES = 2 * GIB
 class DecodePlan:
     """How a chat model is loaded and decoded."""
 
-    weights: str        # "merged": unquantized weights, adapter merged in; "4bit": quantized base + adapter
+    weights: str        # "merged": bf16, adapter merged in; "4bit": quantized base + adapter;
+                        # "full": unquantized (fp32 on a CPU), adapter unmerged
     device: str         # "cuda" or "cpu"
     static_cache: bool  # generate with cache_implementation="static"
     compile: bool       # let generate compile the decoding step (needs the static cache)
@@ -57,8 +60,8 @@ def choose_decode_plan(fast_path: str, *, device: str, quantization: str,
     if device != "cuda":
         if fast_path == "4bit" and quantization != "none":
             return DecodePlan("4bit", device, False, False, "chat.fast_path = '4bit' (slow on a CPU)")
-        return DecodePlan("merged", device, False, False,
-                          "no GPU: unquantized weights, adapter merged, dynamic cache")
+        return DecodePlan("full", device, False, False,
+                          "no GPU: unquantized float32 weights, adapter unmerged, dynamic cache")
     fast = DecodePlan("merged", device, True, True, "")
     if quantization == "none":
         return dataclasses.replace(fast, reason="model.quantization = 'none': weights are unquantized anyway")
@@ -110,8 +113,8 @@ def plan_for(config: Any, base_dir: str | Path | None) -> DecodePlan:
 
 
 def config_for_plan(config: Any, plan: DecodePlan) -> Any:
-    """The config to load with: the merged path loads unquantized weights."""
-    if plan.weights == "merged" and config.model.quantization != "none":
+    """The config to load with: the merged and full paths load unquantized weights."""
+    if plan.weights in ("merged", "full") and config.model.quantization != "none":
         return dataclasses.replace(config, model=dataclasses.replace(config.model, quantization="none"))
     return config
 

@@ -67,5 +67,5 @@ class SamplingSettings:
             overrides.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             overrides.update(do_sample=True, temperature=self.temperature, top_p=self.top_p,
-                             top_k=self.top_k if self.top_k > 0 else None)
+                             top_k=self.top_k)  # 0 = no limit (None would take the model's default)
         return overrides

@@ -26,6 +26,7 @@ from carexpert.chat.sanitize import sanitize_output
 from carexpert.chat.streaming import IncrementalDecoder, StopStringFilter, stream_token_ids
 from carexpert.chat.transcript import Turn, save_transcript
 from carexpert.errors import UserError
+from carexpert.modeling import load_for_inference, model_source
 from carexpert.prompt import render_prompt, stop_strings
 
 Progress = Callable[[str], None]
@@ -99,12 +100,12 @@ class ChatSession:
         if self.adapter_dir and not (self.adapter_dir / "adapter_config.json").is_file():
             raise UserError("no adapter here (adapter_config.json missing)", where=str(self.adapter_dir),
                             fix="finish a training run first, or chat with --base")
-        base = Path(config.model.base_model)
-        self.plan = plan_for(config, base if base.is_dir() else None)
+        local = Path(model_source(config, say)[0])  # converts the embedded model once, if needed
+        self.plan = plan_for(config, local if local.is_dir() else None)
         say(f"decoding path: {self.plan.describe()}")
         say(f"loading {self.source}")
-        model, tokenizer = _load_model(config_for_plan(config, self.plan), self.adapter_dir,
-                                       merge=self.plan.weights == "merged")
+        model, tokenizer = load_for_inference(config_for_plan(config, self.plan), self.adapter_dir,
+                                              merge=self.plan.weights == "merged", progress=say)
         model.eval()
         self.model, self.tokenizer = model, tokenizer
         apply_plan(model, self.plan, max_cache_len=self.context_window)
@@ -302,21 +303,3 @@ class ChatSession:
         """Save the conversation as ``path``.jsonl and ``path``.md (atomic writes)."""
         return save_transcript(path, list(self.history), self.transcript_meta())
 
-
-def _load_model(config: Any, adapter_dir: Path | None, merge: bool) -> tuple[Any, Any]:
-    """Load (model, tokenizer) for inference; the one place chat touches model loading."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    source = config.model.base_model
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir or source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device)
-    if adapter_dir:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter_dir))
-        if merge:
-            model = model.merge_and_unload()
-    return model, tokenizer
