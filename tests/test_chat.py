@@ -177,3 +177,19 @@ def test_transcript_saved_as_jsonl_and_markdown(chat, tmp_path):
     text = markdown.read_text()
     assert "\x1b" not in text and "What is torque?" in text
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_static_cache_plan_gives_the_same_greedy_answers(tiny_model_dir, monkeypatch):
+    """The GPU fast path's static KV cache (sized once for every turn), exercised on the CPU without compiling."""
+    import carexpert.chat.session as session_module
+    from carexpert.chat.fast import DecodePlan
+
+    answers = []
+    for static in (False, True):
+        plan = DecodePlan("full", "cpu", static_cache=static, compile=False, reason="test")
+        monkeypatch.setattr(session_module, "plan_for", lambda config, base_dir, plan=plan: plan)
+        chat = ChatSession(tiny_config(tiny_model_dir, temperature=0.0, max_new_tokens=8), base_only=True).load()
+        assert (chat.model.generation_config.cache_implementation == "static") == static
+        answers.append([chat.ask("What is torque?"), chat.ask("And horsepower?")])
+        assert chat.last_stats.new_tokens == 8
+    assert answers[0] == answers[1]

@@ -107,3 +107,10 @@ def test_parameter_count_read_from_safetensors_headers(tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert safetensors_parameter_count(tiny_model_dir) == model.num_parameters()
     assert safetensors_parameter_count(tiny_model_dir / "missing") is None
+
+
+def test_local_weights_dir_finds_folders_and_never_reaches_the_network(tiny_model_dir):
+    from carexpert.chat.fast import local_weights_dir
+
+    assert local_weights_dir(str(tiny_model_dir)) == tiny_model_dir
+    assert local_weights_dir("carexpert-tests/no-such-model-anywhere") is None

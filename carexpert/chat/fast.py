@@ -101,6 +101,19 @@ def safetensors_parameter_count(model_dir: str | Path) -> int | None:
     return total
 
 
+def local_weights_dir(source: str, revision: str = "") -> Path | None:
+    """The folder holding ``source``'s weights: itself, or a hub id's snapshot in the local cache (no network)."""
+    if Path(source).is_dir():
+        return Path(source)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(source, revision=revision or None, local_files_only=True,
+                                      allow_patterns=["*.safetensors", "*.json"]))
+    except Exception:  # not a hub id, not cached, or no hub library: the size stays unknown
+        return None
+
+
 def plan_for(config: Any, base_dir: str | Path | None) -> DecodePlan:
     """Measure this machine and the model folder, then ``choose_decode_plan``."""
     import torch

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from carexpert.chat.fast import DecodePlan, apply_plan, config_for_plan, plan_for, warm_up
+from carexpert.chat.fast import DecodePlan, apply_plan, config_for_plan, local_weights_dir, plan_for, warm_up
 from carexpert.chat.sampling import SamplingSettings
 from carexpert.chat.sanitize import sanitize_output
 from carexpert.chat.streaming import IncrementalDecoder, StopStringFilter, stream_token_ids
@@ -100,8 +100,8 @@ class ChatSession:
         if self.adapter_dir and not (self.adapter_dir / "adapter_config.json").is_file():
             raise UserError("no adapter here (adapter_config.json missing)", where=str(self.adapter_dir),
                             fix="finish a training run first, or chat with --base")
-        local = Path(model_source(config, say)[0])  # converts the embedded model once, if needed
-        self.plan = plan_for(config, local if local.is_dir() else None)
+        source = model_source(config, say)[0]  # converts the embedded model once, if needed
+        self.plan = plan_for(config, local_weights_dir(source, config.model.revision))
         say(f"decoding path: {self.plan.describe()}")
         say(f"loading {self.source}")
         model, tokenizer = load_for_inference(config_for_plan(config, self.plan), self.adapter_dir,
