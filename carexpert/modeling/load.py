@@ -108,14 +108,22 @@ def quantization_config(model_cfg: Any, quantization: str | None = None) -> Any:
                     fix="use one of 'nf4', 'fp4', 'int8', 'none'")
 
 
-def attention_implementation(model_cfg: Any, device: str) -> str:
-    """'auto' means flash_attention_2 on a GPU where the package is installed, sdpa otherwise."""
+def attention_implementation(model_cfg: Any, device: str, *, packed_training: bool = False) -> str:
+    """'auto' means flash_attention_2 on a GPU where the package is installed, sdpa otherwise.
+
+    Training on packed rows on a GPU without flash_attn uses PyTorch's own varlen flash
+    attention (``carexpert.modeling.attention``) where this PyTorch has it.
+    """
     chosen = model_cfg.attn_implementation
     if chosen != "auto":
         return chosen
-    if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None \
-            and model_cfg.compute_dtype in ("bfloat16", "float16"):
+    sixteen_bit = model_cfg.compute_dtype in ("bfloat16", "float16")
+    if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None and sixteen_bit:
         return "flash_attention_2"
+    from carexpert.modeling.attention import register_varlen, varlen_available
+
+    if packed_training and sixteen_bit and varlen_available(device):
+        return register_varlen()
     return "sdpa"
 
 
@@ -146,7 +154,8 @@ def load_base_model(config: Any, for_training: bool, device: str | None = None, 
     try:
         model = AutoModelForCausalLM.from_pretrained(
             name, dtype=torch_dtype(dtype), device_map={"": device},
-            attn_implementation=attention_implementation(model_cfg, device), **kwargs)
+            attn_implementation=attention_implementation(
+                model_cfg, device, packed_training=for_training and config.train.padding_free), **kwargs)
     except Exception as error:
         raise _as_user_error(error, name, device, model_cfg) from error
     if for_training:

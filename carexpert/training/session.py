@@ -93,7 +93,10 @@ class TrainingSession:
         config, plan = self.config, self.plan
         has_eval = len(self.data.validation) > 0
         args = training_arguments(config, plan, self.run_paths, evaluate=has_eval)
-        flash = getattr(self.model.config, "_attn_implementation", "") == "flash_attention_2"
+        from carexpert.modeling.attention import VARLEN
+
+        # Kernels that take packed boundaries as cu_seq_lens get them from the collator.
+        flash = getattr(self.model.config, "_attn_implementation", "") in ("flash_attention_2", VARLEN)
         events = EventsCallback(self.reporter)
         callbacks = [*self.extra_callbacks,  # first, so what they ask for at a step is honoured at that step
                      CheckpointCallback(self.reporter, config=config, fingerprint=self.data.fingerprint,

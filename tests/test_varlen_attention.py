@@ -1,0 +1,95 @@
+"""The packed-training attention choice and its SDPA fallback (the varlen kernel itself is CUDA-only;
+its numerics are checked on the GPU by benchmarks/gpu_env_check.py against per-example SDPA)."""
+
+from __future__ import annotations
+
+import pytest
+
+from carexpert.config.schema import Config
+from carexpert.modeling import attention
+from carexpert.modeling.load import attention_implementation
+
+
+def test_auto_picks_varlen_only_for_packed_training_on_a_gpu(monkeypatch):
+    cfg = Config().model
+    monkeypatch.setattr(attention, "varlen_available", lambda device: device.startswith("cuda"))
+    assert attention_implementation(cfg, "cuda:0", packed_training=True) == attention.VARLEN
+    assert attention_implementation(cfg, "cuda:0", packed_training=False) == "sdpa"
+    assert attention_implementation(cfg, "cpu", packed_training=True) == "sdpa"
+
+
+def test_explicit_setting_and_fp32_compute_keep_their_kernel(monkeypatch):
+    monkeypatch.setattr(attention, "varlen_available", lambda device: True)
+    cfg = Config().model
+    cfg.attn_implementation = "eager"
+    assert attention_implementation(cfg, "cuda:0", packed_training=True) == "eager"
+    cfg = Config().model
+    cfg.compute_dtype = "float32"
+    assert attention_implementation(cfg, "cuda:0", packed_training=True) == "sdpa"
+
+
+def test_varlen_is_unavailable_on_the_cpu():
+    assert not attention.varlen_available("cpu")
+
+
+def test_without_boundaries_the_registered_kernel_is_sdpa(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    name = attention.register_varlen()
+    ids = torch.tensor([[1, 5, 9, 14, 3, 7, 2], [1, 8, 8, 4, 0, 0, 0]])
+    mask = torch.tensor([[1] * 7, [1, 1, 1, 1, 0, 0, 0]])
+    outputs = []
+    for implementation in ("sdpa", name):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=implementation)
+        with torch.no_grad():
+            outputs.append(model(input_ids=ids, attention_mask=mask).logits)
+    assert torch.allclose(outputs[0][mask.bool()], outputs[1][mask.bool()], atol=1e-5)
+
+
+def test_a_packed_row_without_boundaries_stays_inside_each_example_on_the_cpu(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    name = attention.register_varlen()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=name)
+    first, second = [1, 5, 9, 14], [1, 8, 8]
+    with torch.no_grad():
+        packed = model(input_ids=torch.tensor([first + second]),
+                       position_ids=torch.tensor([[0, 1, 2, 3, 0, 1, 2]])).logits
+        alone = model(input_ids=torch.tensor([second])).logits
+    assert torch.allclose(packed[0, 4:], alone[0], atol=1e-5)
+
+
+def test_the_packing_collator_gives_the_boundaries_the_kernel_reads():
+    from carexpert.training.collate import make_collator
+
+    collator = make_collator(None, packed=True, flash_attention=True)
+    batch = collator([{"input_ids": [1, 2, 3], "labels": [-100, 2, 3]},
+                      {"input_ids": [1, 4], "labels": [-100, 4]}])
+    assert batch["cu_seq_lens_q"].tolist() == [0, 3, 5]
+    assert batch["max_length_q"] == 3
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1]]
+
+
+@pytest.mark.gpu
+def test_varlen_matches_per_example_sdpa_on_a_gpu():
+    import torch
+
+    if not attention.varlen_available("cuda") or not torch.cuda.is_available():
+        pytest.skip("needs CUDA and torch.nn.attention.varlen")
+    lengths = [5, 11, 3]
+    cu = torch.tensor([0, 5, 16, 19], device="cuda")
+    q = torch.randn(1, 8, 19, 64, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(1, 2, 19, 64, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn(1, 2, 19, 64, device="cuda", dtype=torch.bfloat16)
+    out, _ = attention.varlen_attention_forward(None, q, k, v, None, scaling=64**-0.5, cu_seq_lens_q=cu,
+                                                max_length_q=max(lengths))
+    start = 0
+    for length in lengths:
+        part = slice(start, start + length)
+        ref = torch.nn.functional.scaled_dot_product_attention(
+            q[:, :, part].float(), k[:, :, part].float().repeat_interleave(4, 1),
+            v[:, :, part].float().repeat_interleave(4, 1), is_causal=True).transpose(1, 2)
+        assert ((out[:, part].float() - ref).norm() / ref.norm()) < 1e-2
+        start += length
