@@ -175,7 +175,9 @@ def _failed(error: BaseException, config, reporter: Reporter, session) -> RunOut
         message = f"out of GPU memory after {step} completed steps{shape}; the last checkpoint is intact"
     elif isinstance(error, OSError) and error.errno == errno.ENOSPC:
         log.exception("disk full")
-        message = (f"disk full while writing at step {step} ({error.filename or 'the run folder'}); "
+        removed = guard.discard_incomplete(reporter.run.checkpoints) if reporter.enabled else []
+        cut = f"; the half-written {', '.join(p.name for p in removed)} was removed" if removed else ""
+        message = (f"disk full while writing at step {step} ({error.filename or 'the run folder'}){cut}; "
                    "earlier checkpoints are intact — free space, then 'carexpert runs resume'")
     elif isinstance(error, KeyboardInterrupt):
         log.warning("interrupted")

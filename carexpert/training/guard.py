@@ -115,6 +115,14 @@ def rotate(checkpoints_dir: Path, keep: int) -> list[Path]:
     return removed
 
 
+def discard_incomplete(checkpoints_dir: Path) -> list[Path]:
+    """Remove every checkpoint folder without its marker (call only when no save is running)."""
+    removed = [path for path in checkpoints_newest_first(checkpoints_dir) if not is_complete(path)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 def differences(marker: dict[str, Any], config: Any, fingerprint: str, optimizer: str | None = None) -> list[str]:
     """Human lines saying what changed since the checkpoint (empty when nothing did).
 
