@@ -1,0 +1,110 @@
+"""Pure decisions: precision/optimizer fallbacks, checkpointing, micro-batch folding, OOM advice, the guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from carexpert.config import Config
+from carexpert.training import guard
+from carexpert.training.advice import config_set_command, oom_advice
+from carexpert.training.plan import cpu_has_native_bf16, fold_accumulation, make_plan, resolve_precision
+
+GIB = 1024**3
+
+
+def test_cpu_bf16_is_detected_from_the_cpu_flags():
+    assert cpu_has_native_bf16("flags : fpu avx2 avx512f avx512_bf16")
+    assert cpu_has_native_bf16("flags : fpu amx_bf16 amx_tile")
+    assert not cpu_has_native_bf16("flags : fpu avx avx2 fma")
+
+
+def test_precision_falls_back_honestly():
+    assert resolve_precision("bf16", cuda=True, cuda_bf16=True, cpu_bf16=False) == ("bf16", None)
+    precision, note = resolve_precision("bf16", cuda=True, cuda_bf16=False, cpu_bf16=False)
+    assert precision == "fp16" and "no bf16" in note
+    precision, note = resolve_precision("bf16", cuda=False, cuda_bf16=False, cpu_bf16=False)
+    assert precision == "fp32" and "emulated" in note
+    assert resolve_precision("auto", cuda=False, cuda_bf16=False, cpu_bf16=True) == ("bf16", None)
+    assert resolve_precision("fp32", cuda=False, cuda_bf16=False, cpu_bf16=False) == ("fp32", None)
+
+
+def test_cpu_plan_uses_adamw_fp32_compute_and_never_folds_or_checkpoints():
+    config = Config()
+    plan = make_plan(config, cuda=False, cpu_bf16=False, peak_bytes=lambda m, c: 10 * GIB, gpu_memory=80 * GIB)
+    assert (plan.device, plan.precision, plan.compute_dtype, plan.optimizer) == ("cpu", "fp32", "float32",
+                                                                                "adamw_torch")
+    assert not plan.gradient_checkpointing and (plan.micro_batch, plan.grad_accum) == (4, 4)
+    assert any("adamw_torch" in n for n in plan.notices) and any("fp32" in n for n in plan.notices)
+
+
+def test_fold_accumulation_keeps_the_effective_batch():
+    assert fold_accumulation(4, 4, lambda m: m <= 16) == (16, 1)
+    assert fold_accumulation(4, 4, lambda m: m <= 8) == (8, 2)
+    assert fold_accumulation(4, 4, lambda m: False) == (4, 4)
+    assert fold_accumulation(2, 6, lambda m: m <= 6) == (6, 2)  # only divisors of grad_accum
+
+
+def test_gpu_plan_checkpoints_only_when_needed_and_folds_while_it_fits():
+    config = Config()
+    # activations ~1 GiB per sequence on top of 10 GiB; checkpointing divides them by 10
+    def peak(micro: int, checkpointing: bool) -> int:
+        return 10 * GIB + micro * (GIB // 10 if checkpointing else GIB)
+
+    roomy = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=peak, gpu_memory=80 * GIB)
+    assert not roomy.gradient_checkpointing and (roomy.micro_batch, roomy.grad_accum) == (16, 1)
+    assert roomy.optimizer == "paged_adamw_8bit" and roomy.precision == "bf16"
+    tight = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=peak, gpu_memory=12 * GIB)
+    assert tight.gradient_checkpointing and (tight.micro_batch, tight.grad_accum) == (8, 2)
+    config.train.auto_micro_batch = False
+    config.train.gradient_checkpointing = "off"
+    fixed = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=peak, gpu_memory=12 * GIB)
+    assert not fixed.gradient_checkpointing and (fixed.micro_batch, fixed.grad_accum) == (4, 4)
+
+
+def test_oom_advice_follows_the_runs_own_settings():
+    config = Config()
+    advice = oom_advice(config)
+    assert advice[0]["text"].startswith("batch_size 4 → 2 with grad_accum 4 → 8 keeps the effective batch of 16")
+    assert config_set_command(advice[0]) == "carexpert config set train.batch_size=2 train.grad_accum=8"
+    assert {"train.gradient_checkpointing": "on"} in [a["changes"] for a in advice]
+    assert {"data.max_length": 384} in [a["changes"] for a in advice]
+    assert {"lora.r": 32} in [a["changes"] for a in advice]
+    folded = oom_advice(config, micro_batch=16, grad_accum=1, gradient_checkpointing=True)
+    assert folded[0]["changes"] == {"train.auto_micro_batch": False}
+    assert not [a for a in folded if "gradient_checkpointing" in str(a["changes"])]
+    config.train.batch_size, config.lora.r, config.data.max_length = 1, 8, 64
+    assert [a["changes"] for a in oom_advice(config)] == [{"train.gradient_checkpointing": "on"}]
+
+
+def test_guard_ignores_harmless_keys_and_names_what_changed(tmp_path: Path):
+    config = Config()
+    checkpoint = tmp_path / "checkpoint-10"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text("{}")
+    guard.write_marker(checkpoint, config=config, fingerprint="abc", step=10, plan={"optimizer": "adamw_torch"})
+    assert guard.is_complete(checkpoint)
+    config.ui.theme, config.eval.limit, config.train.save_steps = "light", 3, 7
+    assert guard.check_resume(checkpoint, config, "abc", force=False) == []
+    config.lora.r = 16
+    with pytest.raises(Exception) as refused:
+        guard.check_resume(checkpoint, config, "xyz", force=False, optimizer="paged_adamw_8bit")
+    details = refused.value.details
+    assert "lora.r: 64 at the checkpoint, 16 now" in details
+    assert any("dataset fingerprint" in d for d in details) and any("optimizer in use" in d for d in details)
+    assert len(guard.check_resume(checkpoint, config, "xyz", force=True)) == 2
+
+
+def test_rotation_keeps_the_newest_complete_checkpoints(tmp_path: Path):
+    for step in (2, 4, 6, 8):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "trainer_state.json").write_text("{}")
+        if step != 4:
+            guard.write_marker(folder, config=Config(), fingerprint="f", step=step, plan={})
+    (tmp_path / "checkpoint-10").mkdir()  # being written now: left alone
+    removed = guard.rotate(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == ["checkpoint-2", "checkpoint-4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10", "checkpoint-6", "checkpoint-8"]
+    assert guard.last_complete_checkpoint(tmp_path) == (tmp_path / "checkpoint-8", [tmp_path / "checkpoint-10"])
