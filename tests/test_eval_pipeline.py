@@ -80,3 +80,24 @@ def test_cancel_event_stops_generation(adapter_run):
     cancel.set()
     with pytest.raises(EvaluationCancelled):
         generate_answers(model, tokenizer, ["a", "b"], max_new_tokens=4, batch_size=1, cancel=cancel)
+
+
+def test_validation_loss_matches_the_models_own_loss(adapter_run):
+    """Token-weighted answer loss equals the model's mean loss when computed one example at a time."""
+    import torch
+
+    from carexpert.evaluation.loss import answer_loss
+
+    run, config = adapter_run
+    model, tokenizer = load_tiny_with_adapter(config, run.adapter)
+    examples = [tokenize(tokenizer, record, 256) for record in VALIDATION]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for example in examples:
+            ids = torch.tensor([example["input_ids"]])
+            labels = torch.tensor([example["labels"]])
+            n = int((labels[:, 1:] != -100).sum())
+            total += float(model(input_ids=ids, labels=labels).loss) * n
+            count += n
+    batched = answer_loss(model, tokenizer, VALIDATION, tokenize=tokenize, max_length=256, batch_size=2)
+    assert batched == pytest.approx(total / count, rel=1e-4)

@@ -48,16 +48,34 @@ def answer_loss(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]]
                 ids[row, :size] = torch.tensor(list(example["input_ids"]))
                 mask[row, :size] = 1
                 labels[row, :size] = torch.tensor(list(example["labels"]))
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            shifted_logits = logits[:, :-1].reshape(-1, logits.shape[-1])
-            shifted_labels = labels[:, 1:].reshape(-1).to(logits.device)
-            loss = torch.nn.functional.cross_entropy(shifted_logits, shifted_labels, ignore_index=-100,
-                                                     reduction="sum")
+            keep = _predicting_positions(labels)
+            logits = _logits_at(model, ids.to(device), mask.to(device), keep.to(device)).float()
+            targets = labels[:, keep + 1].reshape(-1).to(logits.device)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets,
+                                                     ignore_index=-100, reduction="sum")
             total_loss += float(loss)
-            total_tokens += int((shifted_labels != -100).sum())
+            total_tokens += int((targets != -100).sum())
             if progress:
                 progress(phase, min(start + batch_size, len(examples)), len(examples))
     return total_loss / total_tokens if total_tokens else None
+
+
+def _predicting_positions(labels: Any) -> Any:
+    """Positions whose next token is an answer token (from the earliest answer start in the batch):
+    the prompt's logits are never needed, and with a large vocabulary they are most of the work."""
+    import torch
+
+    has_label = labels[:, 1:] != -100
+    first = int(has_label.float().argmax(dim=1)[has_label.any(dim=1)].min())
+    return torch.arange(first, labels.shape[1] - 1)
+
+
+def _logits_at(model: Any, ids: Any, mask: Any, positions: Any) -> Any:
+    """Logits at ``positions`` only (``logits_to_keep``), or all then sliced for models without it."""
+    try:
+        return model(input_ids=ids, attention_mask=mask, logits_to_keep=positions).logits
+    except TypeError:
+        return model(input_ids=ids, attention_mask=mask).logits[:, positions]
 
 
 def perplexity(loss: float | None) -> float | None:
