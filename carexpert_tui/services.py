@@ -8,11 +8,14 @@ when called, from a worker thread.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Awaitable, Callable
 
 from carexpert.config import Config
+from carexpert.errors import UserError
 
 
 def real_gpu_snapshot() -> list[dict[str, Any]]:
@@ -29,11 +32,20 @@ def real_host_snapshot() -> dict[str, Any]:
     return host_snapshot()
 
 
-def real_run_checks(config: Config) -> list[Any]:
-    """The `carexpert check` results (may import torch: call from a thread worker)."""
-    from carexpert.system import run_checks
+async def real_run_checks(services: "Services", config_path: Path | None) -> list[dict[str, Any]]:
+    """The results of ``carexpert check --json``, run as a child process.
 
-    return run_checks(config)
+    The checks import torch and probe CUDA, which can take many seconds: in a child the app
+    neither loads torch nor has to wait for it on quit (cancelling kills the child).
+    """
+    from carexpert_tui.control import config_args, run_command
+
+    result = await run_command(services, "check", "--json", *config_args(config_path))
+    try:
+        return list(json.loads(result.output[result.output.index("{"):])["checks"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError("carexpert check did not report its results",
+                        details=result.output.strip().splitlines()[-5:]) from None
 
 
 def real_chat_session(config: Config, run_id: str | None) -> Any:
@@ -56,11 +68,32 @@ def real_add_eval_case(config: Config, question: str, reference: str, category: 
     return f"{'updated' if replaced else 'added'} eval case {case.id} ({case.category}) in {path}"
 
 
-def real_model_shape(base_model: str) -> Any:
-    """The base model's shape for the VRAM estimate (reads config.json / the GGUF header; can be slow)."""
-    from carexpert_tui.derived import model_shape
+# Run in a child: reading a GGUF header parses the whole vocabulary in Python (tens of seconds
+# for Gemma's 262k tokens), which would hold the GIL and stall the UI if done in a thread.
+SHAPE_SCRIPT = ("import dataclasses, json, sys; from carexpert_tui.derived import model_shape; "
+                "shape = model_shape(sys.argv[1]); print(json.dumps(dataclasses.asdict(shape) if shape else None))")
 
-    return model_shape(base_model)
+
+async def real_model_shape(base_model: str) -> Any:
+    """The base model's shape for the VRAM estimate, read in a child process; None when unknown."""
+    import asyncio
+
+    from carexpert.estimate import ModelShape
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", SHAPE_SCRIPT, base_model,
+                                                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    try:
+        out, _ = await proc.communicate()
+    except asyncio.CancelledError:
+        proc.kill()
+        await proc.wait()
+        raise
+    try:
+        data = json.loads(out.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    return ModelShape(**data) if isinstance(data, dict) else None
 
 
 def real_sanitize(text: str) -> str:
@@ -77,11 +110,11 @@ class Services:
     """How to run the ``carexpert`` command as a child process."""
     gpu_snapshot: Callable[[], list[dict[str, Any]]] = real_gpu_snapshot
     host_snapshot: Callable[[], dict[str, Any]] = real_host_snapshot
-    run_checks: Callable[[Config], list[Any]] = real_run_checks
+    run_checks: Callable[["Services", Path | None], Awaitable[list[Any]]] = real_run_checks
     chat_session: Callable[[Config, str | None], Any] = real_chat_session
     add_eval_case: Callable[[Config, str, str, str], str] = real_add_eval_case
     sanitize: Callable[[str], str] = real_sanitize
-    model_shape: Callable[[str], Any] = real_model_shape
+    model_shape: Callable[[str], Awaitable[Any]] = real_model_shape
     gpu_poll_seconds: float = 2.0
     runs_poll_seconds: float = 1.0
     env: dict[str, str] = field(default_factory=dict)

@@ -236,13 +236,9 @@ class ConfigScreen(ModeScreen):
             text.append(figure.value + "\n", style="bold red" if figure.warning else "")
         self.query_one("#derived", Static).update(text)
 
-    @work(thread=True, exit_on_error=False, group="model-shape", description="Reading the model's shape")
-    def read_model_shape(self, base_model: str) -> None:
-        shape = self.app.services.model_shape(base_model)
-        self.app.call_from_thread(self._shape_ready, base_model, shape)
-
-    def _shape_ready(self, base_model: str, shape: Any) -> None:
-        self.shapes[base_model] = shape
+    @work(exit_on_error=False, group="model-shape", description="Reading the model's shape")
+    async def read_model_shape(self, base_model: str) -> None:
+        self.shapes[base_model] = await self.app.services.model_shape(base_model)
         self.refresh_derived()
 
     # --- actions -----------------------------------------------------------------------------------

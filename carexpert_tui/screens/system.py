@@ -1,6 +1,6 @@
 """System mode: can this machine train? The checks, then the live GPUs (or RAM/CPU).
 
-The checks may import torch, so they run in a thread worker; the GPU cards follow the
+The checks import torch, so they run as ``carexpert check --json`` in a child process; the GPU cards follow the
 app's NVML reading, which the app refreshes in its own worker every few seconds.
 """
 
@@ -60,9 +60,11 @@ class SystemScreen(ModeScreen):
         self.query_one("#checks-summary", Label).update("Checking…")
         self.run_checks()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="checks", description="Environment checks")
-    def run_checks(self) -> None:
-        self.post_message(ChecksFinished(list(self.app.services.run_checks(self.app.config))))
+    @work(exclusive=True, exit_on_error=False, group="checks", description="Environment checks")
+    async def run_checks(self) -> None:
+        """``carexpert check`` in a child process (it imports torch; the app never does)."""
+        config = self.app.config_path if self.app.config_path.exists() else None
+        self.post_message(ChecksFinished(list(await self.app.services.run_checks(self.app.services, config))))
 
     @on(ChecksFinished)
     def show_checks(self, message: ChecksFinished) -> None:

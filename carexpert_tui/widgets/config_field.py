@@ -63,10 +63,10 @@ class ConfigField(Vertical):
     ConfigField {
         height: auto;
         & > Horizontal { height: auto; }
-        & .name { width: 22; color: $text-muted; padding-right: 1; }
+        & .name { width: 24; color: $text-muted; padding-right: 1; text-wrap: nowrap; text-overflow: ellipsis; }
         & Input, & Select { width: 1fr; }
         & Checkbox { width: auto; }
-        & .problem { display: none; color: $error; padding-left: 22; }
+        & .problem { display: none; color: $error; padding-left: 24; width: 1fr; }
         &.-invalid {
             & .problem { display: block; }
             & .name { color: $error; text-style: bold; }

@@ -15,6 +15,9 @@ from textual_plot import HiResMode, PlotWidget
 from carexpert_tui.series import DecimatedSeries
 
 
+SPARSE_POINTS = 12
+
+
 class MetricChart(Vertical):
     """Named series drawn with the theme colour named beside each."""
 
@@ -87,8 +90,11 @@ class MetricChart(Vertical):
         for name, series in self.series.items():
             xs, ys = series.points()
             if xs:
-                plot.plot(xs, ys, line_style=variables.get(self.line_colors[name], "white"),
-                          hires_mode=HiResMode.BRAILLE, label=name)
+                color = variables.get(self.line_colors[name], "white")
+                if len(xs) <= SPARSE_POINTS:  # a few evaluations: markers, since a line needs two points
+                    plot.scatter(xs, ys, marker="◆", marker_style=color, label=name)
+                else:
+                    plot.plot(xs, ys, line_style=color, hires_mode=HiResMode.BRAILLE, label=name)
                 drawn = True
         plot.show_legend(is_visible=drawn and len(self.series) > 1)
         parts = [f"{name} {self.latest(name):.4g}" for name in self.series if self.latest(name) is not None]

@@ -49,6 +49,14 @@ FAKE_CHECKS = [
 ]
 
 
+async def fake_shape(base_model: str) -> ModelShape:
+    return EMBEDDED_SHAPE
+
+
+async def fake_checks(services, config_path) -> list[FakeCheck]:
+    return list(FAKE_CHECKS)
+
+
 def fake_services(*, gpus: list[dict[str, Any]] | None = None, cli: tuple[str, ...] | None = None,
                   chat_session=None) -> Services:
     """Services that never touch NVML, torch or the network."""
@@ -57,11 +65,11 @@ def fake_services(*, gpus: list[dict[str, Any]] | None = None, cli: tuple[str, .
         cli=cli or (sys.executable, str(HERE / "fake_carexpert.py")),
         gpu_snapshot=lambda: [dict(g) for g in readings],
         host_snapshot=lambda: dict(FAKE_HOST),
-        run_checks=lambda config: list(FAKE_CHECKS),
+        run_checks=fake_checks,
         chat_session=chat_session or (lambda config, run_id: FakeChatSession()),
         add_eval_case=lambda config, question, reference, category: f"added eval case for {question!r}",
         sanitize=lambda text: text.replace("\x1b", ""),
-        model_shape=lambda base_model: EMBEDDED_SHAPE,
+        model_shape=fake_shape,
         gpu_poll_seconds=0.2,
         runs_poll_seconds=0.2,
     )

@@ -1,0 +1,61 @@
+"""The installed ``carexpert-tui`` in a real terminal (tmux): it draws, switches modes, quits.
+
+Skipped when tmux or the entry point is missing. Keys go in with ``send-keys`` and the screen
+comes back with ``capture-pane``; nothing is mocked, so this is what a user over SSH sees.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.tui.conftest import CONFIG_TEXT
+from tests.tui.doubles import FIXTURE_RUNS
+
+pytestmark = pytest.mark.skipif(not (shutil.which("tmux") and shutil.which("carexpert-tui")),
+                                reason="needs tmux and the installed carexpert-tui")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+
+
+def wait_for_screen(session: str, *texts: str, timeout: float = 30.0) -> str:
+    """The pane's text once every one of ``texts`` is on it (the last capture on timeout)."""
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = tmux("capture-pane", "-p", "-t", session)
+        if all(text in screen for text in texts):
+            return screen
+        time.sleep(0.2)
+    return screen
+
+
+def test_installed_app_in_a_real_terminal(tmp_path):
+    (tmp_path / "carexpert.toml").write_text(CONFIG_TEXT, encoding="utf-8")
+    shutil.copytree(FIXTURE_RUNS, tmp_path / "runs")
+    session = f"carexpert-tui-test-{uuid.uuid4().hex[:8]}"
+    command = f"cd {tmp_path} && TERM=xterm-256color carexpert-tui; echo APP-EXITED-$?; sleep 30"
+    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", command)
+    try:
+        screen = wait_for_screen(session, "carexpert check", "1 System")
+        assert "carexpert check" in screen and "embedded · nf4" in screen, screen
+        tmux("send-keys", "-t", session, "3")
+        screen = wait_for_screen(session, "Runs", "run-20261125-101500-ab12")
+        assert "finished" in screen and "s Start" in screen, screen
+        tmux("send-keys", "-t", session, "4")
+        screen = wait_for_screen(session, "score 0.44 → 0.94")
+        assert "Summary" in screen and "specs" in screen, screen
+        tmux("send-keys", "-t", session, "2")
+        screen = wait_for_screen(session, "carexpert.toml · saved")
+        assert "base_model" in screen, screen
+        tmux("send-keys", "-t", session, "C-q")
+        screen = wait_for_screen(session, "APP-EXITED-0", timeout=15)
+        assert "APP-EXITED-0" in screen, screen
+    finally:
+        tmux("kill-session", "-t", session)
