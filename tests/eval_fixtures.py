@@ -56,12 +56,13 @@ def make_adapter_run(tiny_model_dir: Path, runs_dir: Path, run_id: str = "run-te
     config = tiny_config(tiny_model_dir, runs_dir)
     write_frozen_config(run.config, config)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
-    torch.manual_seed(1)
+    torch.manual_seed(1)  # lora_A's init draws from the global generator: fix it, whatever ran before
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16,
+                                                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
-                param.normal_(0, 0.5)
+                param.normal_(0, 1.0)
     peft_model.save_pretrained(run.adapter)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(run.adapter)
     return run, config

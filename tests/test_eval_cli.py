@@ -72,3 +72,35 @@ def test_add_case_saves_a_case_later_evaluations_load(tmp_path, capsys):
         ("specs", "184 lb-ft", []), ("user", "", ["reliability", "insurance|insure"])]
     assert main(["eval", "add-case", "--config", str(path)]) == 2
     assert "needs --question" in capsys.readouterr().err
+
+
+def test_eval_run_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
+    """`carexpert eval RUN --limit 2` with the builtin data: held-out items, showcase, a user case."""
+    import json
+
+    from eval_fixtures import make_adapter_run
+
+    from carexpert.config import load_config, write_frozen_config
+    from carexpert.evaluation import list_results, load_results
+
+    path = config_file(tmp_path)
+    run, config = make_adapter_run(tiny_model_dir, tmp_path / "runs", run_id="r-e2e")
+    config.data.data_dir = str(tmp_path / "data")
+    config.data.num_examples = 200
+    write_frozen_config(run.config, config)
+    current = load_config(path)
+    current.eval.max_new_tokens = 6
+    path.write_text(config_to_toml(current))
+    assert main(["eval", "add-case", "-q", "Is the Camry reliable?", "--key-terms", "reliability",
+                 "--config", str(path)]) == 0
+    assert main(["eval", "r-e2e", "--limit", "2", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "results saved in" in out and "overall" in out
+    result = load_results(list_results(run)[0])
+    sources = result.summary["sources"]
+    assert sources["test"] == 2 and sources["showcase"] >= 10 and sources["user"] == 1
+    assert result.summary["dataset_fingerprint"] and result.summary["val_loss"]["tuned"] is not None
+    assert result.summary["config"]["eval"]["max_new_tokens"] == 6  # [eval] from the current config
+    assert result.summary["config"]["model"]["base_model"] == str(tiny_model_dir)  # model as trained
+    assert all(len(item["tuned"]["verdict"]) for item in result.items)
+    assert json.loads((result.path / "summary.json").read_text())["n_items"] == len(result.items)
