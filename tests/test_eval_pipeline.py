@@ -29,7 +29,8 @@ def test_base_and_tuned_answers_differ_and_results_are_valid(adapter_run):
     assert ("tuned", len(CASES), len(CASES)) in phases
     items = outcome.items
     assert [i["id"] for i in items] == ["s1", "e1", "r1"]
-    assert any(i["base_answer"] != i["tuned_answer"] for i in items), [(i["base_answer"], i["tuned_answer"]) for i in items]
+    answers = [(i["base_answer"], i["tuned_answer"]) for i in items]
+    assert any(base != tuned for base, tuned in answers), answers
     summary = outcome.summary
     assert summary["val_loss"]["base"] != summary["val_loss"]["tuned"]
     assert summary["perplexity"]["tuned"] > 1.0

@@ -188,9 +188,9 @@ def render_summary(console: Console, summary: dict) -> None:
     loss, ppl, timings = summary.get("val_loss") or {}, summary.get("perplexity") or {}, summary.get("timings") or {}
     if loss.get("tuned") is not None:
         console.print(f"validation loss {_arrow(loss)}   perplexity {_arrow(ppl)}")
-    console.print(f"[dim]model {summary.get('model')}  ·  {summary.get('created')}  ·  "
-                  f"total {_num(timings.get('total_s'), digits=0)} s (load {_num(timings.get('load_s'), digits=0)}, "
-                  f"tuned {_num(timings.get('tuned_s'), digits=0)}, base {_num(timings.get('base_s'), digits=0)})[/dim]")
+    seconds = {key: _num(timings.get(f"{key}_s"), digits=0) for key in ("total", "load", "tuned", "base")}
+    console.print(f"[dim]model {summary.get('model')}  ·  {summary.get('created')}  ·  total {seconds['total']} s "
+                  f"(load {seconds['load']}, tuned {seconds['tuned']}, base {seconds['base']})[/dim]")
 
 
 def render_items(console: Console, items: list[dict]) -> None:
