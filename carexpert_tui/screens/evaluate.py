@@ -84,6 +84,9 @@ class EvalScreen(ModeScreen):
         super().__init__()
         self.results = None
         self.visible_items: list[dict[str, Any]] = []
+        self._options: list[tuple[str, str]] = []
+        # (run, results it had before) of a finished evaluation whose new result is shown once listed
+        self.newest_of: tuple[str, set[str]] | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="eval-top"):
@@ -124,16 +127,27 @@ class EvalScreen(ModeScreen):
     # --- choosing results ----------------------------------------------------------------------
 
     def list_results(self, rows: tuple[RunRow, ...]) -> None:
+        """Offer every result of every run; keep the choice, or move to a just-finished evaluation."""
         choice = self.query_one("#result-choice", Select)
         options = [(f"{row.run_id} · {name}", f"{row.run_id}/{name}") for row in rows for name in row.eval_results]
+        values = [value for _, value in options]
         current = choice.value
-        if [value for _, value in options] != [value for _, value in getattr(self, "_options", [])]:
+        if values != [value for _, value in self._options]:
             self._options = options
             with self.prevent(Select.Changed):
                 choice.set_options(options)
-            wanted = current if any(v == current for _, v in options) else self.preferred_result(options)
-            if wanted is not None:
-                choice.value = wanted
+                if current in values:
+                    choice.value = current
+        wanted = None
+        if self.newest_of is not None:
+            run_id, known = self.newest_of
+            wanted = next((v for v in values if v.split("/")[0] == run_id and v not in known), None)
+            if wanted is not None:  # else the new result is not listed yet: the next scan brings it
+                self.newest_of = None
+        elif current not in values:
+            wanted = self.preferred_result(options)
+        if wanted is not None:
+            choice.value = wanted
         if not options:
             self.query_one("#eval-overview", Static).update(
                 "No evaluation results yet. Train a run, then press n to evaluate it (or: carexpert eval RUN).")
@@ -245,6 +259,7 @@ class EvalScreen(ModeScreen):
     async def evaluate(self, row: RunRow) -> None:
         """Start ``carexpert eval RUN`` detached and report its progress from its log until it exits."""
         self.evaluating = row.run_id
+        self.known_results = {f"{row.run_id}/{name}" for name in row.eval_results}
         log_path = row.root / "eval.log"
         config = self.app.config_path if self.app.config_path.exists() else None
         proc = await control.start_detached(self.app.services, log_path, "eval", row.run_id,
@@ -279,9 +294,9 @@ class EvalScreen(ModeScreen):
         self.evaluating = None
         self.query_one("#eval-progress-row").display = False
         if message.returncode == 0:
-            self.notify(f"Evaluation of {message.run_id} finished; its results are listed now.")
-            self._options = []  # re-pick the newest result on the next listing
-            self.query_one("#result-choice", Select).clear()
+            self.notify(f"Evaluation of {message.run_id} finished; showing its results.")
+            self.newest_of = (message.run_id, getattr(self, "known_results", set()))
+            self.list_results(self.app.runs)
         else:
             self.notify(f"Evaluation of {message.run_id} failed (exit {message.returncode}):\n{message.tail}\n"
                         f"see {message.run_id}/eval.log", severity="error", timeout=12)

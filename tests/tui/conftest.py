@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import textual.constants
 from textual.widgets import Input, TextArea
 
 from tests.tui.doubles import fake_services
@@ -22,7 +23,8 @@ epochs = 3.0
 
 @pytest.fixture(autouse=True)
 def steady_cursors(monkeypatch):
-    """No blinking cursors: snapshots and timings see the same frame every time."""
+    """No blinking cursors and no animations: snapshots see the same frame every time."""
+    monkeypatch.setattr(textual.constants, "TEXTUAL_ANIMATIONS", "none")
     monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
     monkeypatch.setattr(TextArea, "_toggle_cursor_blink_visible", lambda self: None, raising=False)
 

@@ -6,6 +6,7 @@ comes back with ``capture-pane``; nothing is mocked, so this is what a user over
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -36,15 +37,23 @@ def wait_for_screen(session: str, *texts: str, timeout: float = 30.0) -> str:
     return screen
 
 
+SMALL_MODEL_CONFIG = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                      "num_key_value_heads": 2, "vocab_size": 512}
+
+
 def test_installed_app_in_a_real_terminal(tmp_path):
-    (tmp_path / "carexpert.toml").write_text(CONFIG_TEXT, encoding="utf-8")
+    # A model folder with just a config.json keeps the Config screen's shape read instant.
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps(SMALL_MODEL_CONFIG), encoding="utf-8")
+    (tmp_path / "carexpert.toml").write_text(CONFIG_TEXT.replace('"embedded"', f'"{tmp_path / "model"}"'),
+                                             encoding="utf-8")
     shutil.copytree(FIXTURE_RUNS, tmp_path / "runs")
     session = f"carexpert-tui-test-{uuid.uuid4().hex[:8]}"
     command = f"cd {tmp_path} && TERM=xterm-256color carexpert-tui; echo APP-EXITED-$?; sleep 30"
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", command)
     try:
         screen = wait_for_screen(session, "carexpert check", "1 System")
-        assert "carexpert check" in screen and "embedded · nf4" in screen, screen
+        assert "carexpert check" in screen and "model · nf4" in screen, screen
         tmux("send-keys", "-t", session, "3")
         screen = wait_for_screen(session, "Runs", "run-20261125-101500-ab12")
         assert "finished" in screen and "s Start" in screen, screen
