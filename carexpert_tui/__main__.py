@@ -3,12 +3,17 @@
     carexpert-tui                      # uses ./carexpert.toml (or $CAREXPERT_CONFIG), defaults if absent
     carexpert-tui --config my.toml     # another config file
     carexpert-tui --mode train         # open on a mode: system, config, train, eval, chat
+    carexpert-tui --serve --port 8000  # the same app in a browser tab (textual-serve; localhost only)
+
+Every browser tab runs its own app process; runs live in their own processes and files,
+so a tab, a terminal and a re-opened app all watch the same runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import threading
 import time
@@ -21,7 +26,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", "-c", metavar="FILE", help="config file (default: $CAREXPERT_CONFIG or ./carexpert.toml)")
     parser.add_argument("--mode", choices=["system", "config", "train", "eval", "chat"], default=None,
                         help="the mode to open on (default: system)")
+    parser.add_argument("--serve", action="store_true", help="serve the app to a web browser instead")
+    parser.add_argument("--host", default="localhost", help="address to serve on (default: localhost)")
+    parser.add_argument("--port", type=int, default=8000, help="port to serve on (default: 8000)")
     return parser.parse_args(argv)
+
+
+def serve_command(args: argparse.Namespace) -> str:
+    """The command each browser tab runs: this app with the same config and mode, in a terminal."""
+    argv = [sys.executable, "-m", "carexpert_tui"]
+    if args.config:
+        argv += ["--config", os.path.abspath(args.config)]
+    if args.mode:
+        argv += ["--mode", args.mode]
+    return shlex.join(argv)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from textual_serve.server import Server
+
+    Server(serve_command(args), host=args.host, port=args.port, title="carexpert").serve()
+    return 0
 
 
 def exit_now(code: int) -> None:
@@ -42,6 +67,8 @@ def exit_now(code: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.serve:
+        return serve(args)
     from carexpert_tui.app import CarExpertApp
 
     app = CarExpertApp(args.config, mode=args.mode)

@@ -94,3 +94,18 @@ async def test_diff_and_revert(project, services):
         await pilot.pause()
         assert field(app, "train.grad_accum").query_one(Input).value == "4"
         assert "saved" in str(app.screen.query_one("#config-status", Label).render())
+
+
+async def test_open_another_file_makes_it_the_apps_config(project, services):
+    other = project / "other.toml"
+    other.write_text('[train]\nbatch_size = 2\nruns_dir = "elsewhere"\n')
+    app = CarExpertApp(project / "carexpert.toml", services=services, mode="config")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("escape", "ctrl+o")
+        await pilot.pause()
+        prompt = app.screen.query_one(Input)
+        prompt.value = "other.toml"
+        await pilot.press("enter")
+        assert await wait_until(pilot, lambda: app.config_path.resolve() == other)
+        assert app.config.train.runs_dir == "elsewhere"
+        assert field(app, "train.batch_size").query_one(Input).value == "2"

@@ -57,3 +57,30 @@ async def test_quitting_with_a_live_run_asks_and_says_it_goes_on(project, servic
         await pilot.press("y")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_keymap_in_the_config_rebinds_keys_by_binding_id(project, services):
+    config = project / "carexpert.toml"
+    config.write_text(config.read_text() + '\n[ui.keymap]\nmode-train = "t"\n')
+    app = CarExpertApp(config, services=services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        assert app.current_mode == "train"
+
+
+async def test_a_run_that_ends_is_announced(project, services):
+    shutil.rmtree(project / "runs")
+    shutil.copytree(FIXTURE_RUNS, project / "runs")
+    status_file = project / "runs" / "run-20261125-143000-cd34" / "status.json"
+    status = json.loads(status_file.read_text())
+    status.update(state="running", host="some-other-host")
+    status_file.write_text(json.dumps(status))
+    app = CarExpertApp(project / "carexpert.toml", services=services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await wait_until(pilot, lambda: app.live_runs())
+        status.update(state="failed", error="CUDA out of memory")
+        status_file.write_text(json.dumps(status))
+        assert await wait_until(pilot, lambda: not app.live_runs())
+        await pilot.pause()
+        messages = [str(n.message) for n in app._notifications]
+        assert any("run-20261125-143000-cd34 failed: CUDA out of memory" in m for m in messages), messages
