@@ -3,7 +3,7 @@
 The app owns the state every screen shares, as reactives the screens watch: the
 config (and its file), the runs found in the runs folder, the latest GPU and host
 reading, and the run the user is looking at. Two long-lived thread workers keep the
-last two fresh. Nothing here imports torch: the core's heavy parts are reached through
+last two fresh. Mode screens are imported when first opened (``screens.registry``). Nothing here imports torch: the core's heavy parts are reached through
 ``Services`` from workers or child processes, so the first frame comes fast.
 """
 
@@ -26,13 +26,9 @@ from carexpert.notify import notification_sequence, run_event_message
 from carexpert_tui.commands import CarExpertCommands
 from carexpert_tui.messages import GpuSampled, RunsListed
 from carexpert_tui.run_rows import RunRow, scan_runs
-from carexpert_tui.screens.chat import ChatScreen
-from carexpert_tui.screens.config import ConfigScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
-from carexpert_tui.screens.evaluate import EvalScreen
 from carexpert_tui.screens.help import HelpScreen
-from carexpert_tui.screens.system import SystemScreen
-from carexpert_tui.screens.train import TrainScreen
+from carexpert_tui.screens.registry import MODE_SCREENS, screen_factory
 from carexpert_tui.services import Services
 from carexpert_tui.themes import APP_VARIABLES, BRAND_THEME, BRAND_THEME_NAME, load_themes
 
@@ -42,8 +38,7 @@ class CarExpertApp(App):
 
     TITLE = "carexpert"
     CSS_PATH = "app.tcss"
-    MODES = {"system": SystemScreen, "config": ConfigScreen, "train": TrainScreen,
-             "eval": EvalScreen, "chat": ChatScreen}
+    MODES = {mode: screen_factory(mode) for mode in MODE_SCREENS}
     DEFAULT_MODE = "system"
     COMMANDS = App.COMMANDS | {CarExpertCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]

@@ -21,9 +21,11 @@ def bindings_of(owner: type) -> list[Binding]:
 def help_sections(app) -> Iterable[tuple[str, list[Binding]]]:
     """(section title, bindings) for the app, each mode screen and the widgets they use."""
     from carexpert_tui.screens.base import ModeScreen
+    from carexpert_tui.screens.registry import MODE_SCREENS, screen_class as class_of
 
     yield "Everywhere", bindings_of(type(app)) + bindings_of(ModeScreen)
-    for mode, screen_class in app.MODES.items():
+    for mode in MODE_SCREENS:
+        screen_class = class_of(mode)
         title = getattr(screen_class, "BINDING_GROUP_TITLE", None) or mode.title()
         yield title, bindings_of(screen_class)
         for widget_class in getattr(screen_class, "HELP_WIDGETS", ()):
