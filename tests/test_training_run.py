@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -193,3 +194,29 @@ def test_missing_dataset_is_a_user_error_recorded_in_the_status(tiny_model_dir, 
         run(tiny_config(tiny_model_dir, tmp_path / "missing.jsonl"), paths)
     status = read_status(paths.status)
     assert status.state == "failed" and "file not found" in status.error
+
+
+class HangAt(TrainerCallback):
+    """Blocks a step until the run reports a stall (or a minute passes)."""
+
+    def __init__(self, step: int, paths: RunPaths):
+        self.step, self.paths = step, paths
+
+    def on_step_end(self, args, state, control, **kwargs):
+        deadline = time.monotonic() + 60
+        while state.global_step == self.step and time.monotonic() < deadline:
+            if any(e["type"] == "stalled" for e in read_events(self.paths.events)):
+                return
+            time.sleep(0.1)
+
+
+def test_a_stuck_step_is_reported_as_stalled(tiny_model_dir, dataset, tmp_path, monkeypatch):
+    from carexpert.training import callbacks
+
+    monkeypatch.setattr(callbacks, "MIN_STALL_SECONDS", 0.5)
+    config = tiny_config(tiny_model_dir, dataset, max_steps=5, eval_steps=0, save_steps=100, stall_factor=2.0)
+    paths = RunPaths(tmp_path / "stall")
+    assert run(config, paths, callbacks=[HangAt(4, paths)]).state == "finished"
+    stalls = [e for e in read_events(paths.events) if e["type"] == "stalled"]
+    assert len(stalls) == 1
+    assert stalls[0]["seconds_since_step"] > max(0.5, 2 * stalls[0]["median_step_s"])

@@ -9,14 +9,23 @@ Event types and their main fields (more may be present; readers ignore unknown k
 
 - ``start``: run_id, config (dict), pid, host, world_size, resumed_from (step or null)
 - ``summary``: total_params, trainable_params, trainable_percent, footprint_bytes, quantized_layers,
-  device, optimizer, precision, notices (list of honest fallbacks, e.g. optimizer on CPU)
-- ``step``: step, max_steps, epoch, loss, lr, grad_norm, tokens_per_s, samples_per_s, eta_s,
-  gpus (list of {index, allocated, reserved, peak} bytes), ram_bytes
+  device, optimizer, precision, notices (list of honest fallbacks, e.g. optimizer on CPU),
+  plan ({device, precision, compute_dtype, optimizer, gradient_checkpointing, micro_batch,
+  grad_accum, world_size, padding_free, selective_logits}: what this machine really does),
+  train_examples, validation_examples
+- ``step``: step, max_steps, epoch, loss, lr, grad_norm, tokens_per_s (real tokens: padding is not
+  counted), samples_per_s, eta_s (training time only), gpus (list of {index, allocated, reserved,
+  peak} bytes, one per rank's GPU), ram_bytes (rank 0's process)
 - ``eval``: step, val_loss, perplexity
-- ``checkpoint``: step, path
-- ``status``: state (see ``carexpert.runs.status.STATES``), error (text or null), advice (list)
+- ``checkpoint``: step, path (a complete checkpoint: written only after its completion marker)
+- ``status``: state (see ``carexpert.runs.status.STATES``), error (text or null), step, max_steps,
+  advice (list of {text, changes}: ``changes`` maps config keys such as "train.batch_size" to the
+  value to set, e.g. after running out of GPU memory)
 - ``stalled``: seconds_since_step, median_step_s
 - ``notice``: message
+
+A resumed run appends to the same file: a new ``start`` (with resumed_from) follows the
+earlier segment's final ``status``.
 """
 
 from __future__ import annotations

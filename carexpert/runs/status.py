@@ -30,7 +30,7 @@ class RunStatus:
     max_steps: int | None = None
     epoch: float = 0.0
     error: str | None = None
-    advice: list[str] = field(default_factory=list)
+    advice: list[dict] = field(default_factory=list)  # {text, changes} items, see events.py
     started: float | None = None
     updated: float = field(default_factory=time.time)
 

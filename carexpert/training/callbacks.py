@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import statistics
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -151,3 +152,75 @@ class StopCallback(TrainerCallback):
         self.reporter.set_state("stopping")
         log.info("stop requested (%s): saving a checkpoint at step %d", self.stop.signal_name or "request",
                  state.global_step)
+
+
+MIN_STALL_SECONDS = 60.0  # never call a pause shorter than this a stall (first evals, slow saves)
+
+
+class StallWatchdog(TrainerCallback):
+    """Emits ``stalled`` when no step, eval batch or save has come for ``factor`` x the median step.
+
+    A thread checks once a second, so a hung collective or a stuck filesystem is
+    reported even though the training loop itself is blocked. One event per stall.
+    """
+
+    def __init__(self, reporter: Reporter, factor: float):
+        self.reporter, self.factor = reporter, factor
+        self.step_seconds: deque[float] = deque(maxlen=50)
+        self._last_beat = time.monotonic()
+        self._last_step: float | None = None
+        self._reported = False
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self, step_done: bool = False) -> None:
+        now = time.monotonic()
+        if step_done and self._last_step is not None:
+            self.step_seconds.append(now - self._last_step)
+        if step_done:
+            self._last_step = now
+        self._last_beat, self._reported = now, False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not self.reporter.enabled:
+            return
+        self._beat()
+        self._thread = threading.Thread(target=self._watch, name="carexpert-stall-watchdog", daemon=True)
+        self._thread.start()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._beat(step_done=True)
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        self._beat()
+
+    def on_save(self, args, state, control, **kwargs):
+        self._beat()
+        self._last_step = time.monotonic()  # the save is not part of the next step
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._beat()
+        self._last_step = time.monotonic()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.stop()
+
+    def stop(self) -> None:
+        """End the watch (also when training raised and on_train_end never came)."""
+        self._done.set()
+
+    def threshold(self) -> float | None:
+        if len(self.step_seconds) < 2:
+            return None
+        median = statistics.median(self.step_seconds)
+        return max(self.factor * median, MIN_STALL_SECONDS)
+
+    def _watch(self) -> None:
+        while not self._done.wait(1.0):
+            limit = self.threshold()
+            quiet = time.monotonic() - self._last_beat
+            if limit is not None and quiet > limit and not self._reported:
+                self._reported = True
+                median = statistics.median(self.step_seconds)
+                self.reporter.emit("stalled", seconds_since_step=quiet, median_step_s=median)
+                log.warning("no progress for %.0f s (median step %.2f s)", quiet, median)

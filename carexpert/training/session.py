@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from carexpert.runs.paths import RunPaths
-from carexpert.training.callbacks import CheckpointCallback, EventsCallback, StopCallback
+from carexpert.training.callbacks import CheckpointCallback, EventsCallback, StallWatchdog, StopCallback
 from carexpert.training.data import TrainingData, load_training_data
 from carexpert.training.model_setup import device_for_rank, load_for_training, load_tokenizer_for_training
 from carexpert.training.plan import TrainPlan, make_plan
@@ -98,10 +98,11 @@ class TrainingSession:
         # Kernels that take packed boundaries as cu_seq_lens get them from the collator.
         flash = getattr(self.model.config, "_attn_implementation", "") in ("flash_attention_2", VARLEN)
         events = EventsCallback(self.reporter)
+        watchdog = StallWatchdog(self.reporter, config.train.stall_factor)
         callbacks = [*self.extra_callbacks,  # first, so what they ask for at a step is honoured at that step
                      CheckpointCallback(self.reporter, config=config, fingerprint=self.data.fingerprint,
                                         plan=self.plan_record(), keep=config.train.save_total_limit),
-                     StopCallback(self.stop, self.reporter), events]
+                     StopCallback(self.stop, self.reporter), events, watchdog]
         if config.train.tensorboard and self.ranks.rank == 0:
             callbacks.append(_tensorboard_callback(self.run_paths.tensorboard))
         self.trainer = CarexpertTrainer(
@@ -113,7 +114,10 @@ class TrainingSession:
 
         self.trainer.remove_callback(PrinterCallback)  # our events and train.log replace its prints
         events.trainer = self.trainer
-        self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        try:
+            self.trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        finally:
+            watchdog.stop()
         state = self.trainer.state
         if has_eval and not self.stop.requested and _last_eval_step(state) != state.global_step:
             self.trainer.evaluate()  # the final validation loss, if the schedule did not just compute it
