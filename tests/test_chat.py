@@ -9,6 +9,7 @@ import time
 import pytest
 
 from carexpert.chat import ChatSession, Turn, load_transcript
+from carexpert.chat.streaming import generation_in_progress
 from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.prompt import render_prompt
@@ -57,7 +58,7 @@ def chat(session):
 
 
 def generation_running() -> bool:
-    return any(t.name == "carexpert-generate" and t.is_alive() for t in threading.enumerate())
+    return generation_in_progress()
 
 
 def test_stream_yields_several_chunks_before_the_end(chat):

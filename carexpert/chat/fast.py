@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from carexpert.chat.streaming import run_on_decode_thread
+
 GIB = 1024**3
 # Headroom beyond the bf16 weights that "auto" asks for before choosing merged:
 # KV cache, activations, the CUDA context and the allocator's slack.
@@ -151,7 +153,12 @@ def warm_up(model: Any, tokenizer: Any, plan: DecodePlan, progress: Callable[[st
         progress("warming up the compiled decoder (first time only)")
     ids = tokenizer("Warm-up: how many cylinders does a V8 have?", return_tensors="pt")["input_ids"]
     ids = ids.to(model.device)
-    with torch.inference_mode():
-        for _ in range(3):  # compile, record the CUDA graph, replay it
-            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16,
-                           do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+
+    def generate_three_times() -> None:
+        with torch.inference_mode():
+            for _ in range(3):  # compile, record the CUDA graph, replay it
+                model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16,
+                               do_sample=False, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+
+    # On the thread that will decode every answer: compiled CUDA graphs are per thread.
+    run_on_decode_thread(generate_three_times)

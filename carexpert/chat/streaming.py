@@ -7,6 +7,12 @@ generation within one token. Token ids (not text) cross the thread boundary with
 timestamp each, so the consumer measures time to first token exactly and turns ids
 into text itself (``IncrementalDecoder``), holding back anything that could be the
 start of a stop string (``StopStringFilter``).
+
+Every ``generate`` runs on one long-lived decode thread (``run_on_decode_thread``),
+the warm-up included: the CUDA graphs that ``torch.compile`` records in
+``reduce-overhead`` mode belong to the thread that recorded them, and a fresh thread
+per answer failed inside ``generate`` with an AssertionError on the first answer
+after the warm-up (seen on an H100, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -14,10 +20,37 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 _END = object()
+_decode_thread: ThreadPoolExecutor | None = None
+_decode_lock = threading.Lock()
+_generating = threading.Event()
+
+
+def generation_in_progress() -> bool:
+    """Whether a ``generate`` started by ``stream_token_ids`` is running right now."""
+    return _generating.is_set()
+
+
+def _decode_executor() -> ThreadPoolExecutor:
+    global _decode_thread
+    with _decode_lock:
+        if _decode_thread is None:
+            _decode_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="carexpert-generate")
+        return _decode_thread
+
+
+def submit_to_decode_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+    """Run ``fn`` on the one thread that does all decoding (see the module docstring)."""
+    return _decode_executor().submit(fn, *args, **kwargs)
+
+
+def run_on_decode_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` on the decode thread; waits and returns its result (or raises its error)."""
+    return submit_to_decode_thread(fn, *args, **kwargs).result()
 
 
 class IncrementalDecoder:
@@ -142,6 +175,7 @@ def stream_token_ids(model: Any, input_ids: Any, generation_config: Any,
     failure: list[BaseException] = []
 
     def run() -> None:
+        _generating.set()
         try:
             model.generate(input_ids=input_ids, attention_mask=input_ids.new_ones(input_ids.shape),
                            generation_config=generation_config, streamer=_TokenQueueStreamer(tokens),
@@ -149,10 +183,10 @@ def stream_token_ids(model: Any, input_ids: Any, generation_config: Any,
         except BaseException as exc:  # handed to the consumer thread
             failure.append(exc)
         finally:
+            _generating.clear()
             tokens.put(_END)
 
-    worker = threading.Thread(target=run, name="carexpert-generate", daemon=True)
-    worker.start()
+    worker = submit_to_decode_thread(run)
     try:
         while True:
             try:
@@ -164,6 +198,6 @@ def stream_token_ids(model: Any, input_ids: Any, generation_config: Any,
             yield item
     finally:
         stop_event.set()
-        worker.join()
+        worker.result()
     if failure:
         raise failure[0]
