@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
 
 from carexpert_tui.widgets.app_header import AppHeader
 
@@ -23,6 +25,16 @@ class ModeScreen(Screen):
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
+
+    @on(Worker.StateChanged)
+    def report_failed_worker(self, event: Worker.StateChanged) -> None:
+        """Worker state messages do not bubble: hand failures to the app's one reporter."""
+        if event.state is WorkerState.ERROR:
+            self.app.report_worker_error(event)
+            self.worker_failed(event.worker)
+
+    def worker_failed(self, worker: Worker) -> None:
+        """Put the screen back in a usable state after one of its workers failed."""
 
     def action_leave_field(self) -> None:
         self.set_focus(None)

@@ -274,6 +274,10 @@ class ChatScreen(ModeScreen):
         self.query_one("#conversation").remove_children()
         self.query_one(PromptInput).focus()
 
+    def worker_failed(self, worker) -> None:
+        if worker.group in ("chat-answer", "chat-load"):
+            self.answering = self.loading = False
+
     def last_turn(self) -> Any:
         history = getattr(self.session, "history", None) or []
         return history[-1] if history else None

@@ -282,6 +282,11 @@ class EvalScreen(ModeScreen):
                 self.post_message(EvalFinished(row.run_id, returncode, line))
                 return
 
+    def worker_failed(self, worker) -> None:
+        if worker.group == "evaluation":
+            self.evaluating = None
+            self.query_one("#eval-progress-row").display = False
+
     @on(EvalProgressed)
     def show_progress(self, message: EvalProgressed) -> None:
         self.query_one("#eval-progress-row").display = True

@@ -66,6 +66,10 @@ class SystemScreen(ModeScreen):
         config = self.app.config_path if self.app.config_path.exists() else None
         self.post_message(ChecksFinished(list(await self.app.services.run_checks(self.app.services, config))))
 
+    def worker_failed(self, worker) -> None:
+        if worker.group == "checks":
+            self.query_one("#checks-summary", Label).update("The checks could not run (see the message); r tries again.")
+
     @on(ChecksFinished)
     def show_checks(self, message: ChecksFinished) -> None:
         table = self.query_one("#checks", DataTable)

@@ -292,6 +292,9 @@ class TrainScreen(ModeScreen):
             self.busy = False
         self.post_message(RunControlFinished(action, run_id, result.ok, result.output))
 
+    def worker_failed(self, worker) -> None:
+        self.busy = False
+
     @on(RunControlFinished)
     def control_finished(self, message: RunControlFinished) -> None:
         tail = "\n".join(message.output.strip().splitlines()[-4:])

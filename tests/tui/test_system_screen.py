@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Label
 
+from carexpert.errors import UserError
 from carexpert_tui.app import CarExpertApp
 from carexpert_tui.widgets.gpu_card import GpuCard, HostCard
-from tests.tui.doubles import fake_services
+from tests.tui.doubles import fake_services, wait_until
 
 
 async def test_checks_and_gpu_cards_show(project, services):
@@ -28,3 +29,15 @@ async def test_host_card_without_gpu(project):
         assert app.screen.query(HostCard)
         assert not app.screen.query(GpuCard)
         assert "RAM 21.0G/128.0G" in app.screen.query_one(HostCard).border_title
+
+
+async def test_checks_that_cannot_run_are_reported_not_swallowed(project):
+    async def broken(services, config_path):
+        raise UserError("carexpert check did not report its results", fix="run 'carexpert check' in a shell")
+
+    services = fake_services()
+    services.run_checks = broken
+    app = CarExpertApp(project / "carexpert.toml", services=services, mode="system")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await wait_until(pilot, lambda: "could not run" in str(app.screen.query_one("#checks-summary", Label).render()))
+        assert any("carexpert check did not report" in str(n.message) for n in app._notifications)
