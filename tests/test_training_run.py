@@ -220,3 +220,18 @@ def test_a_stuck_step_is_reported_as_stalled(tiny_model_dir, dataset, tmp_path, 
     stalls = [e for e in read_events(paths.events) if e["type"] == "stalled"]
     assert len(stalls) == 1
     assert stalls[0]["seconds_since_step"] > max(0.5, 2 * stalls[0]["median_step_s"])
+
+
+def test_the_resume_fingerprint_matches_training_when_long_records_are_skipped(tiny_model_dir, dataset, tmp_path):
+    from carexpert.training import guard
+    from carexpert.training.data import data_fingerprint
+
+    with dataset.open("a") as handle:
+        handle.write(json.dumps({"instruction": "Tell me everything about engines.", "input": "",
+                                 "output": "Pistons move. " * 200}) + "\n")
+    config = tiny_config(tiny_model_dir, dataset, max_steps=1, save_steps=1, eval_steps=0)
+    config.data.skip_bad_records = True
+    paths = RunPaths(tmp_path / "skipped")
+    run(config, paths)
+    marker = guard.read_marker(paths.checkpoints / "checkpoint-1")
+    assert marker["dataset_fingerprint"] == data_fingerprint(config)

@@ -136,9 +136,13 @@ def training_data_from_config(config: Any, tokenizer: Any) -> PreparedData:
     return prepare_training(build_from_config(config, tokenizer), tokenizer, config.data.max_length)
 
 
-def fingerprint_from_config(config: Any) -> str:
-    """The data fingerprint of the configured train + validation splits, without tokenizing (resume guard)."""
-    return dataset_fingerprint(build_from_config(config).training_records(), config.data.max_length)
+def fingerprint_from_config(config: Any, tokenizer: Any = None) -> str:
+    """The data fingerprint of the configured train + validation splits, without tokenizing (resume guard).
+
+    Pass the tokenizer where training has one and ``data.skip_bad_records`` is on: only then are
+    over-long user records dropped, which changes the fingerprint.
+    """
+    return dataset_fingerprint(build_from_config(config, tokenizer).training_records(), config.data.max_length)
 
 
 def evaluation_records_from_config(config: Any) -> list[dict[str, Any]]:

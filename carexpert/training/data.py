@@ -42,7 +42,16 @@ def load_training_data(config: Any, tokenizer: Any) -> TrainingData:
 
 
 def data_fingerprint(config: Any) -> str:
-    """The fingerprint of the configured data without tokenizing it (for the resume guard)."""
-    from carexpert.dataset import fingerprint_from_config
+    """The fingerprint training will record for the configured data, computed without training.
 
-    return fingerprint_from_config(config)
+    A user file with ``data.skip_bad_records`` loses its over-long records only when a
+    tokenizer measures them, so the tokenizer is loaded for that case alone.
+    """
+    from carexpert.dataset import BUILTIN, fingerprint_from_config
+
+    tokenizer = None
+    if config.data.skip_bad_records and config.data.dataset != BUILTIN:
+        from carexpert.training.model_setup import load_tokenizer_for_training
+
+        tokenizer = load_tokenizer_for_training(config)
+    return fingerprint_from_config(config, tokenizer)
