@@ -124,3 +124,13 @@ def test_follow_run_reads_until_the_run_is_no_longer_live(tmp_path):
     assert (progress.state, progress.step, progress.max_steps, progress.loss) == ("finished", 5, 5, 1.5)
     assert progress.resumed_from == 3 and progress.peak_gpu_bytes == 3
     writer.close()
+
+
+def test_a_worker_that_cannot_read_its_config_records_the_failure(tmp_path):
+    paths = make_run(tmp_path, "broken", "pending")
+    paths.config.write_text("[train\nbatch_size = 4\n")
+    result = subprocess.run([sys.executable, "-m", "carexpert.training.worker", "--run-dir", str(paths.root)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "malformed TOML" in result.stderr and "Traceback" not in result.stderr
+    status = run_info(paths).status
+    assert status.state == "failed" and "config.toml" in status.error

@@ -77,9 +77,10 @@ def launch_and_follow(args: argparse.Namespace, *, resume: Any) -> int:
         started = start_new_run(load_or_default(args.config), run_id=args.run_id, processes=args.gpus)
         console.print(f"started run [bold]{started.paths.run_id}[/bold] in {started.paths.root}")
     if args.detach:
-        print(started.paths.run_id)
         console.print(f"watch: carexpert runs watch {started.paths.run_id}    "
-                      f"stop: carexpert runs stop {started.paths.run_id}    log: {started.paths.log}", highlight=False)
+                      f"stop: carexpert runs stop {started.paths.run_id}    log: {started.paths.log}",
+                      highlight=False, soft_wrap=True)
+        print(started.paths.run_id, flush=True)  # last, alone on its line: scripts and the app read it
         return 0
     return follow_started(started, console)
 

@@ -39,13 +39,29 @@ def main(argv: list[str] | None = None) -> int:
     run_paths = RunPaths(args.run_dir)
     lock = RunLock.adopt(run_paths.lock, args.lock_fd) if args.lock_fd is not None else None
     try:
-        config = load_config(args.config or run_paths.config)
+        try:
+            config = load_config(args.config or run_paths.config)
+        except UserError as error:
+            _record_failure(run_paths, error)  # run() records its own failures; this one comes before it
+            raise
         outcome = run(config, run_paths, resume=args.resume, force=args.force, stop=stop, lock=lock,
                       lock_inherited=args.lock_inherited)
     except UserError as error:
         print(f"error: {error.render()}", file=sys.stderr)
         return 2
     return 0 if outcome.state in ("finished", "stopped") else 1
+
+
+def _record_failure(run_paths, error) -> None:
+    import os
+
+    from carexpert.runs.status import RunStatus, read_status, write_status
+
+    if int(os.environ.get("RANK", 0)) != 0:
+        return
+    status = read_status(run_paths.status) or RunStatus()
+    status.state, status.error = "failed", error.render()
+    write_status(run_paths.status, status)
 
 
 if __name__ == "__main__":
