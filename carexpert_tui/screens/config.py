@@ -70,6 +70,8 @@ class ConfigScreen(ModeScreen):
         self.toml_error: str | None = None
         self.shapes: dict[str, Any] = {}
         self._sync_timer = None
+        self.data: dict[str, Any] = {}
+        self.built: set[str] = set()
 
     def compose_body(self) -> ComposeResult:
         yield Label(id="config-status")
@@ -77,11 +79,7 @@ class ConfigScreen(ModeScreen):
             with TabbedContent(id="config-tabs"):
                 for section in SECTIONS:
                     with TabPane(section, id=f"tab-{section}"):
-                        with VerticalScroll(classes="form"):
-                            yield Label(SECTION_DOCS.get(section, ""), classes="section-doc")
-                            for spec in field_specs():
-                                if spec.section == section:
-                                    yield ConfigField(spec, spec.default)
+                        yield VerticalScroll(classes="form", id=f"form-{section}")  # filled when first shown
                 with TabPane("TOML", id="tab-toml"):
                     yield TextArea.code_editor("", language="toml", id="raw-toml", soft_wrap=False)
             with Vertical(id="config-side"):
@@ -95,6 +93,8 @@ class ConfigScreen(ModeScreen):
         self.query_one("#field-doc", Static).update("Move to a setting to read what it does.")
         self.watch(self.app, "gpus", lambda _gpus: self.refresh_derived(), init=False)
         self.load_file(self.app.config_path)
+        active = self.query_one("#config-tabs", TabbedContent).active or "tab-model"
+        self.call_after_refresh(self.build_section, active.removeprefix("tab-"))
 
     def palette_commands(self):
         return [("config: save", "Validate and save the config", self.action_save),
@@ -133,18 +133,37 @@ class ConfigScreen(ModeScreen):
             return
         self.toml_error = None
         config, problems = build_config(data, self.text)
-        self.config_view = config
-        by_key = {p.key: p.message for p in problems}
+        self.config_view, self.data, self.file_problems = config, data, problems
         for field in self.fields():
-            section, name = field.spec.section, field.spec.name
-            body = data.get(section)
-            shown = body[name] if isinstance(body, dict) and name in body else getattr(getattr(config, section), name)
-            field.show_value(shown)
+            field.show_value(self.shown_value(field.spec))
             self.field_problems.pop(field.key, None)
-            field.show_problem(by_key.get(field.key))
-        self.file_problems = problems
+            field.show_problem(self.problem_for(field.key))
         self.show_status()
         self.refresh_derived()
+
+    def shown_value(self, spec) -> Any:
+        """What the field shows: the file's value as written (even a wrong one), else the default."""
+        body = self.data.get(spec.section)
+        if isinstance(body, dict) and spec.name in body:
+            return body[spec.name]
+        return getattr(getattr(self.config_view, spec.section), spec.name)
+
+    def problem_for(self, key: str) -> str | None:
+        return next((p.message for p in getattr(self, "file_problems", []) if p.key == key), None)
+
+    @on(TabbedContent.TabActivated, "#config-tabs")
+    async def tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        await self.build_section((event.pane.id or "").removeprefix("tab-"))
+
+    async def build_section(self, section: str) -> None:
+        """Build a section's fields the first time its tab is shown (60 fields at once are slow to mount)."""
+        if section not in SECTIONS or section in self.built or not hasattr(self, "config_view"):
+            return
+        self.built.add(section)
+        fields = [ConfigField(spec, self.shown_value(spec), self.problem_for(spec.key))
+                  for spec in field_specs() if spec.section == section]
+        await self.query_one(f"#form-{section}").mount(Label(SECTION_DOCS.get(section, ""), classes="section-doc"),
+                                                       *fields)
 
     @on(ConfigField.Edited)
     def form_to_text(self, event: ConfigField.Edited) -> None:

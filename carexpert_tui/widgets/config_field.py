@@ -83,10 +83,11 @@ class ConfigField(Vertical):
         value: Any
         problem: str | None
 
-    def __init__(self, spec: FieldSpec, value: Any):
-        super().__init__(id=f"field-{spec.section}-{spec.name}")
+    def __init__(self, spec: FieldSpec, value: Any, problem: str | None = None):
+        super().__init__(id=f"field-{spec.section}-{spec.name}", classes="-invalid" if problem else None)
         self.spec = spec
         self._initial = value
+        self._initial_problem = problem
         self._last_reported: tuple[Any, str | None] = (value, None)
 
     @property
@@ -97,7 +98,7 @@ class ConfigField(Vertical):
         with Horizontal():
             yield Label(self.spec.name, classes="name")
             yield self._make_input(self._initial)
-        yield Label("", classes="problem")
+        yield Label(self._initial_problem or "", classes="problem")
 
     def _make_input(self, value: Any) -> Widget:
         spec, name = self.spec, self.spec.key

@@ -19,7 +19,7 @@ def field(app, key: str) -> ConfigField:
 async def type_into(pilot, app, key: str, text: str) -> None:
     section = key.split(".")[0]
     app.screen.query_one("#config-tabs").active = f"tab-{section}"
-    await pilot.pause()
+    assert await wait_until(pilot, lambda: app.screen.query(f"#field-{key.replace('.', '-')}"))
     widget = field(app, key).query_one(Input)
     widget.focus()
     widget.value = ""
@@ -71,7 +71,11 @@ async def test_raw_toml_edit_updates_the_form_and_reports_problems_by_key(projec
     async with app.run_test(size=(100, 32)) as pilot:
         area = app.screen.query_one("#raw-toml", TextArea)
         area.load_text(area.text.replace("epochs = 3.0", "epochs = 5.0").replace('"embedded"', '"embedded"\nquantization = "nf5"'))
-        assert await wait_until(pilot, lambda: field(app, "train.epochs").query_one(Input).value == "5.0")
+        app.screen.query_one("#config-tabs").active = "tab-train"
+        assert await wait_until(pilot, lambda: app.screen.query("#field-train-epochs")
+                                and field(app, "train.epochs").query_one(Input).value == "5.0")
+        app.screen.query_one("#config-tabs").active = "tab-model"
+        await pilot.pause()
         quant = field(app, "model.quantization")
         assert quant.has_class("-invalid")
         assert "did you mean 'nf4'" in str(quant.query_one(".problem", Label).render())
@@ -108,4 +112,6 @@ async def test_open_another_file_makes_it_the_apps_config(project, services):
         await pilot.press("enter")
         assert await wait_until(pilot, lambda: app.config_path.resolve() == other)
         assert app.config.train.runs_dir == "elsewhere"
+        app.screen.query_one("#config-tabs").active = "tab-train"
+        assert await wait_until(pilot, lambda: app.screen.query("#field-train-batch_size"))
         assert field(app, "train.batch_size").query_one(Input).value == "2"

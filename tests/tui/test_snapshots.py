@@ -63,7 +63,7 @@ def test_config_screen(snap_compare, snapshot_project, size):
     async def run_before(pilot):
         screen = pilot.app.screen
         screen.query_one("#config-tabs").active = "tab-train"
-        await pilot.pause()
+        assert await wait_until(pilot, lambda: screen.query("#field-train-batch_size"))
         field = screen.query_one("#field-train-batch_size")
         field.input.focus()
         field.input.value = "0"
