@@ -2,8 +2,8 @@
 
 All arithmetic, no model loading. The memory estimate itself is the core's
 (``carexpert.estimate``: model shape from config.json / the GGUF header, quantization,
-LoRA, batch and length); this module only asks it once per base model for the shape
-(that read can take a moment, so the Config screen does it in a worker) and then
+LoRA, batch and length); the app asks it once per base model for the shape (that read
+can take many seconds, so ``Services.model_shape`` does it in a child process) and then
 re-runs the cheap formula on every keystroke. ``derived_figures`` is the one place
 that turns a config into the lines the screen shows.
 """

@@ -3,7 +3,8 @@
 The screens never import the heavy core directly: they call these, so tests can hand
 the app doubles (a fixed GPU reading, a fake trainer command, a scripted chat session)
 and the start-up path stays free of torch. Each default imports its core module only
-when called, from a worker thread.
+when called, from a worker; the slow ones (environment checks, reading a GGUF header)
+run as child processes so the app neither imports torch nor waits for them on quit.
 """
 
 from __future__ import annotations
