@@ -152,5 +152,5 @@ def test_cli_set_then_show(tmp_path):
 
 def test_output_piped_into_a_closed_reader_is_not_an_error():
     result = subprocess.run(f"'{sys.executable}' -m carexpert.cli.main config explain | head -c 10",
-                            shell=True, capture_output=True, text=True)
+                            shell=True, capture_output=True, text=True, errors="replace")
     assert "bug" not in result.stderr and "Traceback" not in result.stderr
