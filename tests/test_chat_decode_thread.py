@@ -59,3 +59,51 @@ def test_an_error_inside_generate_reaches_the_consumer_and_the_thread_survives()
         raise AssertionError("the error was swallowed")
     model = RecordingModel()
     assert [t for t, _ in stream_token_ids(model, torch.tensor([[1]]), None, threading.Event())] == [5, 6, 7]
+
+
+def test_a_failed_compiled_warm_up_falls_back_to_eager_decoding():
+    from types import SimpleNamespace
+
+    class Broken(RecordingModel):
+        generation_config = SimpleNamespace(cache_implementation="static", disable_compile=False)
+
+        def generate(self, **kwargs):
+            raise RuntimeError("backend cannot compile this")
+
+    model = Broken()
+    plan = warm_up(model, Tokenizer(), DecodePlan("4bit", "cuda", True, True, "chat.fast_path = '4bit'"))
+    assert (plan.weights, plan.static_cache, plan.compile) == ("4bit", False, False)
+    assert "compiling failed" in plan.reason
+    assert model.generation_config.disable_compile and model.generation_config.cache_implementation is None
+
+
+def test_only_this_models_quantizer_is_allowed_to_compile():
+    from types import SimpleNamespace
+
+    from carexpert.chat.fast import allow_compiling_quantized
+
+    class Quantizer:
+        @property
+        def is_compileable(self):
+            return False
+
+    mine, other = Quantizer(), Quantizer()
+    allow_compiling_quantized(SimpleNamespace(hf_quantizer=mine))
+    assert mine.is_compileable and not other.is_compileable
+    allow_compiling_quantized(SimpleNamespace(hf_quantizer=None))  # unquantized: nothing to do
+
+
+def test_static_cache_caps_the_context_window(tiny_model_dir, monkeypatch):
+    import carexpert.chat.session as session_module
+    from carexpert.chat import ChatSession
+    from carexpert.config import Config
+
+    config = Config()
+    config.model.base_model = str(tiny_model_dir)
+    config.model.quantization = "none"
+    plan = DecodePlan("full", "cpu", static_cache=True, compile=False, reason="test")
+    monkeypatch.setattr(session_module, "plan_for", lambda config, base_dir: plan)
+    monkeypatch.setattr(session_module, "STATIC_CACHE_TOKENS", 256)
+    chat = ChatSession(config, base_only=True).load()
+    assert chat.context_window == 256
+    assert chat.model.generation_config.max_cache_len == 256

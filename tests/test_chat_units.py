@@ -88,7 +88,7 @@ def test_decode_plan_on_cpu_falls_back_without_compile():
 def test_decode_plan_on_gpu(fast_path, weights, free, expected):
     plan = choose_decode_plan(fast_path, device="cuda", quantization="nf4", weight_bytes_bf16=weights, free_bytes=free)
     assert plan.weights == expected
-    assert plan.compile == plan.static_cache == (expected == "merged")
+    assert plan.compile and plan.static_cache  # both GPU paths decode compiled (4-bit: see fast.py)
     assert plan.reason
 
 

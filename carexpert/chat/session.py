@@ -20,7 +20,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from carexpert.chat.fast import DecodePlan, apply_plan, config_for_plan, local_weights_dir, plan_for, warm_up
+from carexpert.chat.fast import (
+    STATIC_CACHE_TOKENS,
+    DecodePlan,
+    apply_plan,
+    config_for_plan,
+    local_weights_dir,
+    plan_for,
+    warm_up,
+)
 from carexpert.chat.sampling import SamplingSettings
 from carexpert.chat.sanitize import sanitize_output
 from carexpert.chat.streaming import IncrementalDecoder, StopStringFilter, stream_token_ids
@@ -109,7 +117,7 @@ class ChatSession:
         model.eval()
         self.model, self.tokenizer = model, tokenizer
         apply_plan(model, self.plan, max_cache_len=self.context_window)
-        warm_up(model, tokenizer, self.plan, say)
+        self.plan = warm_up(model, tokenizer, self.plan, say)
         say("ready")
         return self
 
@@ -122,6 +130,8 @@ class ChatSession:
         if not limit:
             limit = getattr(self.tokenizer, "model_max_length", None)
             limit = limit if limit and limit < 1_000_000 else FALLBACK_CONTEXT
+        if self.plan is not None and self.plan.static_cache:
+            limit = min(limit, STATIC_CACHE_TOKENS)  # the static cache is sized once, to this
         return int(limit)
 
     def _require_loaded(self) -> None:
