@@ -79,11 +79,17 @@ def test_detach_watch_stop_resume_through_the_cli(tiny_model_dir, tmp_path):
     assert not paths.exists()
 
 
-def test_train_refuses_a_bad_dataset_before_starting_anything(tiny_model_dir, tmp_path):
+def test_train_refuses_a_bad_dataset_or_model_before_starting_anything(tiny_model_dir, tmp_path):
     config = tiny_config(tiny_model_dir, tmp_path / "nowhere.jsonl")
     config.train.runs_dir = str(tmp_path / "runs")
     config_file = tmp_path / "carexpert.toml"
     config_file.write_text(config_to_toml(config))
     result = carexpert("train", "-c", str(config_file), "--detach", timeout=60)
     assert result.returncode == 2 and "nowhere.jsonl" in result.stderr and "Traceback" not in result.stderr
+
+    config.data.dataset = str(write_tiny_dataset(tmp_path / "data.jsonl"))
+    config.model.base_model = str(tmp_path / "no-such-model")
+    config_file.write_text(config_to_toml(config))
+    result = carexpert("train", "-c", str(config_file), "--detach", timeout=60)
+    assert result.returncode == 2 and "no-such-model" in result.stderr and "does not exist" in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -162,9 +162,8 @@ def test_half_written_checkpoint_is_skipped_on_resume(tiny_model_dir, dataset, t
 def test_a_second_trainer_on_the_same_run_is_refused(tiny_model_dir, dataset, tmp_path):
     paths = RunPaths(tmp_path / "locked")
     paths.root.mkdir()
-    with RunLock(paths.lock):
-        with pytest.raises(RunLockedError, match="already driving this run"):
-            run(tiny_config(tiny_model_dir, dataset), paths)
+    with RunLock(paths.lock), pytest.raises(RunLockedError, match="already driving this run"):
+        run(tiny_config(tiny_model_dir, dataset), paths)
     assert not paths.status.exists() and not paths.events.exists()  # the refused trainer wrote nothing
 
 

@@ -10,6 +10,7 @@ with ``carexpert runs watch RUN``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,8 @@ def follow_started(started: Any, console: Console) -> int:
         if presses == 1:
             info = run_info(started.paths)
             if info.live:
-                try:
+                with contextlib.suppress(UserError):  # it ended on its own meanwhile: the display shows how
                     stop_run(info)
-                except UserError:
-                    pass  # it ended on its own meanwhile: the display shows how
             console.print("[yellow]stopping: saving a checkpoint at the next step "
                           "(Ctrl-C again to leave it running in the background)[/yellow]")
         else:

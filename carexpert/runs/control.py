@@ -42,9 +42,9 @@ def run_state(paths: RunPaths, status: RunStatus | None = None) -> str:
     """``status.state``, or ``dead`` when a live state has no process (or no lock) behind it."""
     status = status if status is not None else read_status(paths.status)
     state = effective_state(status)
-    if state in LIVE_STATES and status is not None and status.host == socket.gethostname():
-        if not lock_is_held(paths.lock):
-            return "dead"
+    on_this_host = status is not None and status.host == socket.gethostname()
+    if state in LIVE_STATES and on_this_host and not lock_is_held(paths.lock):
+        return "dead"
     return state
 
 

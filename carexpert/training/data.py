@@ -37,7 +37,7 @@ def load_training_data(config: Any, tokenizer: Any) -> TrainingData:
     prepared = training_data_from_config(config, tokenizer)
     notes = [f"{name}: {report.summary()}" for name, report in prepared.reports.items()
              if report.truncated or report.dropped]
-    validation = prepared.datasets["validation"] if "validation" in prepared.datasets else []
+    validation = prepared.datasets.get("validation", [])
     return TrainingData(prepared.datasets["train"], validation, prepared.fingerprint, notes)
 
 

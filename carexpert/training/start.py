@@ -1,9 +1,9 @@
 """Start a new run or resume one as its own process (the CLI and the app both use this).
 
 Everything that can be refused is refused here, before a process starts, so the
-person typing gets the answer at once: an existing run id, a run that is still
-live (its lock is held), a resume whose config or data changed since its last
-checkpoint. The training process checks the resume guard again itself.
+person typing gets the answer at once: an existing run id, a missing model, a bad
+dataset, a run that is still live (its lock is held), a resume whose config or data
+changed since its last checkpoint. The training process checks the resume guard again itself.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def start_new_run(config: Any, *, run_id: str | None = None, processes: int = 1)
     if paths.exists() and any(paths.root.iterdir()):
         raise UserError(f"run {paths.run_id} already exists", where=str(paths.root),
                         fix=f"continue it with --resume {paths.run_id}, or pick another --run-id")
-    data_fingerprint(config)  # builds the splits: a bad dataset is refused before any process starts
+    _preflight(config)
     paths.root.mkdir(parents=True, exist_ok=True)
     write_frozen_config(paths.config, config)
     process = start_training_process(paths, processes=processes)
@@ -59,7 +59,7 @@ def resume_run(info: RunInfo, *, config_path: str | os.PathLike | None = None, f
     if info.state == "finished" and not force:
         raise UserError(f"run {info.run_id} already finished", fix="start a new run, or pass --force to train on")
     config = load_config(config_path or info.paths.config)
-    fingerprint = data_fingerprint(config)
+    fingerprint = _preflight(config)
     checkpoint, _ = guard.last_complete_checkpoint(info.paths.checkpoints)
     changes = None
     if checkpoint is not None:
@@ -68,3 +68,10 @@ def resume_run(info: RunInfo, *, config_path: str | os.PathLike | None = None, f
                                      processes=processes, lock_wait_seconds=10.0)
     return StartedRun(info.paths, process, guard.checkpoint_step(checkpoint) if checkpoint else None, changes)
 
+
+def _preflight(config: Any) -> str:
+    """Refuse a missing model or a bad dataset now, not minutes later in the background; the data fingerprint."""
+    from carexpert.modeling import resolve_model
+
+    resolve_model(config.model)
+    return data_fingerprint(config)  # builds the splits, validating every record
