@@ -88,7 +88,5 @@ class RunProgress:
             self.advice = list(event.get("advice") or [])
             if event.get("max_steps"):
                 self.max_steps = event["max_steps"]
-        elif kind == "notice":
-            self.notices.append(event.get("message", ""))
-        elif kind == "summary":
-            self.notices.extend(event.get("notices") or [])
+        elif kind == "notice" and event.get("message") not in self.notices:
+            self.notices.append(event.get("message", ""))  # each distinct notice once, across resumed segments
