@@ -169,19 +169,26 @@ class CarExpertApp(App):
             self.current_run = (live or list(rows))[0].run_id
 
     def announce_endings(self, before: tuple[RunRow, ...], after: tuple[RunRow, ...]) -> None:
-        """A run that was live and now is not: a toast, plus the terminal notification the config asks for."""
+        """A run that ended or stalled: a toast, plus the terminal notification the config asks for."""
         was_live = {row.run_id for row in before if row.live}
+        was_stalled = {row.run_id for row in before if row.stalled}
         for row in after:
+            if row.stalled and row.run_id not in was_stalled:
+                self.announce(row.run_id, "stalled", "no training step for a while; see its log", "warning")
             if row.run_id not in was_live or row.live:
                 continue
-            found = run_event_message(row.run_id, row.state, row.error or "")
-            if found is None:
-                continue
-            title, body = found
-            self.notify(body, title=title, severity="error" if row.state in ("failed", "dead") else "information")
-            sequence = notification_sequence(title, body, desktop=self.config.ui.notifications, bell=self.config.ui.bell)
-            if sequence and self._driver is not None and not self.is_headless:
-                self._driver.write(sequence)
+            self.announce(row.run_id, row.state, row.error or "",
+                          "error" if row.state in ("failed", "dead") else "information")
+
+    def announce(self, run_id: str, state: str, detail: str, severity: str) -> None:
+        found = run_event_message(run_id, state, detail)
+        if found is None:
+            return
+        title, body = found
+        self.notify(body, title=title, severity=severity)
+        sequence = notification_sequence(title, body, desktop=self.config.ui.notifications, bell=self.config.ui.bell)
+        if sequence and self._driver is not None and not self.is_headless:
+            self._driver.write(sequence)
 
     def live_runs(self) -> list[RunRow]:
         return [row for row in self.runs if row.live]

@@ -86,8 +86,10 @@ async def start_training(services: Services, config_path: Path | None) -> Comman
     return await run_command(services, "train", *config_args(config_path), "--detach")
 
 
-async def resume_training(services: Services, config_path: Path | None, run_id: str) -> CommandResult:
-    return await run_command(services, "train", *config_args(config_path), "--resume", run_id, "--detach")
+async def resume_training(services: Services, config_path: Path | None, run_id: str, *,
+                          force: bool = False) -> CommandResult:
+    forced = ["--force"] if force else []
+    return await run_command(services, "train", *config_args(config_path), "--resume", run_id, *forced, "--detach")
 
 
 async def stop_run(services: Services, config_path: Path | None, run_id: str) -> CommandResult:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 GIB = 1024**3
 
 
@@ -40,3 +42,13 @@ def number(value: float | int | None, digits: int = 3) -> str:
 def percent(value: float | None) -> str:
     """A 0..1 share as "42%"; "–" when missing."""
     return "–" if value is None else f"{value * 100:.0f}%"
+
+
+def stats_line(step: dict[str, Any]) -> str:
+    max_steps = step.get("max_steps")
+    parts = [f"step {step.get('step', 0)}" + (f"/{max_steps}" if max_steps else ""),
+             f"epoch {number(step.get('epoch'), 2)}", f"ETA {duration(step.get('eta_s'))}"]
+    if step.get("tokens_per_s") is not None:
+        parts.append(f"{step['tokens_per_s']:,.0f} tok/s")
+    parts.append(f"loss {number(step.get('loss'), 4)}")
+    return " · ".join(parts)

@@ -1,15 +1,24 @@
 """One row per run folder: what the runs list, the header and the quit prompt show.
 
 Built from the run folder alone (status.json + the pid check in the core), so runs
-started from the CLI, by another viewer, or before the app opened all appear.
+started from the CLI, by another viewer, or before the app opened all appear. A run's
+trainer is always another process: a live run, or one whose lock some process holds,
+is *attached*: the app watches it read-only and never starts a second trainer on it.
+A live run whose newest progress event is ``stalled`` is flagged as stalled.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from carexpert.runs import LIVE_STATES, RunPaths, effective_state, list_run_paths, read_status
+from carexpert.runs.lock import lock_is_held
+
+EVENTS_TAIL_BYTES = 16 * 1024
+PROGRESS_EVENTS = ("start", "step", "eval", "checkpoint", "status")
 
 
 @dataclass(frozen=True)
@@ -23,10 +32,20 @@ class RunRow:
     error: str | None
     has_adapter: bool
     eval_results: tuple[str, ...]
+    advice: tuple[dict[str, Any], ...] = ()
+    stalled: bool = False
+    owner_pid: int | None = None
+    """The trainer that drives the run: its live pid, or the holder of its lock."""
+    locked: bool = False
 
     @property
     def live(self) -> bool:
         return self.state in LIVE_STATES
+
+    @property
+    def attached(self) -> bool:
+        """Another process drives this run: watch only, never resume or start a trainer on it."""
+        return self.live or self.locked
 
     @property
     def paths(self) -> RunPaths:
@@ -45,20 +64,78 @@ def eval_result_folders(paths: RunPaths) -> tuple[str, ...]:
     return tuple(sorted(found, reverse=True))
 
 
+def read_new_text(path: Path, offset: int) -> tuple[str, int]:
+    """Text appended to ``path`` since ``offset`` (whole lines only) and the new offset."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "", offset
+    if size < offset:
+        offset = 0
+    if size == offset:
+        return "", offset
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        chunk = handle.read(min(size - offset, 1024 * 1024))
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return "", offset
+    return chunk[: end + 1].decode("utf-8", errors="replace"), offset + end + 1
+
+
+def stalled_now(events_path: Path) -> bool:
+    """Whether the newest progress event in the log's tail is ``stalled`` (no step since)."""
+    try:
+        with open(events_path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - EVENTS_TAIL_BYTES))
+            lines = handle.read().splitlines()
+    except OSError:
+        return False
+    for line in reversed(lines):
+        try:
+            kind = json.loads(line).get("type")
+        except (ValueError, AttributeError):
+            continue
+        if kind == "stalled":
+            return True
+        if kind in PROGRESS_EVENTS:
+            return False
+    return False
+
+
+def lock_holder(paths: RunPaths) -> tuple[bool, int | None]:
+    """Whether some process holds the run's lock, and its pid as the lock file records it."""
+    if not lock_is_held(paths.lock):
+        return False, None
+    try:
+        return True, int(paths.lock.read_text(encoding="utf-8").strip() or 0) or None
+    except (OSError, ValueError):
+        return True, None
+
+
 def scan_runs(runs_dir: str | Path) -> list[RunRow]:
     """Every run under ``runs_dir``, newest first."""
     rows = []
     for paths in list_run_paths(runs_dir):
         status = read_status(paths.status)
+        state = effective_state(status)
+        live = state in LIVE_STATES
+        locked, holder = lock_holder(paths)
         rows.append(RunRow(
             run_id=paths.run_id,
             root=paths.root,
-            state=effective_state(status),
+            state=state,
             step=status.step if status else 0,
             max_steps=status.max_steps if status else None,
             epoch=status.epoch if status else 0.0,
             error=status.error if status else None,
             has_adapter=(paths.adapter / "adapter_config.json").is_file(),
             eval_results=eval_result_folders(paths),
+            advice=tuple(status.advice or ()) if status else (),
+            stalled=live and stalled_now(paths.events),
+            owner_pid=(status.pid if live and status else None) or holder,
+            locked=locked,
         ))
     return rows

@@ -5,7 +5,10 @@ as child processes, and the run lives in its own session. The screen only reads 
 run folder: a thread worker follows ``events.jsonl`` (and the tail of ``train.log``)
 and posts what it reads, so a run started from the CLI, or before the app opened,
 is watched exactly like one started here. Charts keep a decimated history and redraw
-on their own clock.
+on their own clock. A run driven by another process (live, or its lock held) is shown
+attached and read-only: resume is off for it, so no doomed second trainer is spawned.
+After an out-of-memory failure one key applies the trainer's advice and resumes
+(``carexpert_tui.recovery``); runs marked with m are compared side by side with v.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from textual_plot import PlotWidget
 
 from carexpert.runs import EventFollower, RunPaths
 
-from carexpert_tui import control
-from carexpert_tui.formatting import duration, number
+from carexpert_tui import control, recovery
+from carexpert_tui.formatting import duration, number, stats_line
 from carexpert_tui.messages import RunControlFinished, RunEventsRead, RunLogRead
-from carexpert_tui.run_rows import RunRow
+from carexpert_tui.run_rows import RunRow, read_new_text
 from carexpert_tui.screens.base import ModeScreen
+from carexpert_tui.screens.compare import CompareScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.screens.path_prompt import PathPrompt
 from carexpert_tui.widgets.metric_chart import MetricChart
@@ -38,35 +42,6 @@ from carexpert_tui.widgets.vram_panel import VramPanel
 FOLLOW_POLL_S = 0.25
 LOG_TAIL_BYTES = 64 * 1024
 RESUMABLE = ("stopped", "failed", "dead")
-
-
-def read_new_text(path: Path, offset: int) -> tuple[str, int]:
-    """Text appended to ``path`` since ``offset`` (whole lines only) and the new offset."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return "", offset
-    if size < offset:
-        offset = 0
-    if size == offset:
-        return "", offset
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        chunk = handle.read(min(size - offset, 1024 * 1024))
-    end = chunk.rfind(b"\n")
-    if end < 0:
-        return "", offset
-    return chunk[: end + 1].decode("utf-8", errors="replace"), offset + end + 1
-
-
-def stats_line(step: dict[str, Any]) -> str:
-    max_steps = step.get("max_steps")
-    parts = [f"step {step.get('step', 0)}" + (f"/{max_steps}" if max_steps else ""),
-             f"epoch {number(step.get('epoch'), 2)}", f"ETA {duration(step.get('eta_s'))}"]
-    if step.get("tokens_per_s") is not None:
-        parts.append(f"{step['tokens_per_s']:,.0f} tok/s")
-    parts.append(f"loss {number(step.get('loss'), 4)}")
-    return " · ".join(parts)
 
 
 class TrainScreen(ModeScreen):
@@ -79,6 +54,11 @@ class TrainScreen(ModeScreen):
                 tooltip="Stop the selected run (it saves a checkpoint)"),
         Binding("r", "resume_training", "Resume", id="resume-training",
                 tooltip="Resume the selected run from its last checkpoint"),
+        Binding("a", "apply_advice", "Apply fix", id="apply-advice",
+                tooltip="After out-of-memory: apply the suggested change to the config and resume"),
+        Binding("m", "mark_run", "Mark", id="mark-run", tooltip="Mark the selected run for comparison"),
+        Binding("v", "compare_runs", "Compare", id="compare-runs",
+                tooltip="Overlay the marked runs' loss curves, config diff and evals"),
         Binding("c", "choose_config", "File", id="choose-config", tooltip="Train with another config file"),
     ]
 
@@ -90,6 +70,7 @@ class TrainScreen(ModeScreen):
         self.chosen_config: Path | None = None
         self.pending_select: str | None = None
         self.last_step: dict[str, Any] = {}
+        self.marked: frozenset[str] = frozenset()
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-main"):
@@ -98,6 +79,8 @@ class TrainScreen(ModeScreen):
                 yield RunList(id="run-list")
             with Vertical(id="run-view"):
                 yield Label("Select a run, or press s to start one.", id="run-title")
+                yield Label(id="run-attached")
+                yield Label(id="run-warning")
                 yield Label(id="run-problem")
                 yield ProgressBar(total=None, show_eta=False, id="run-progress")
                 yield Label("", id="run-stats")
@@ -112,7 +95,8 @@ class TrainScreen(ModeScreen):
 
     def on_mount(self) -> None:
         self.query_one("#runs-box").border_title = "Runs"
-        self.query_one("#run-problem").display = False
+        for notice in ("#run-problem", "#run-warning", "#run-attached"):
+            self.query_one(notice).display = False
         self.watch(self.app, "runs", self.show_runs)
         self.watch(self.app, "config_path", lambda _path: self.show_config_choice())
         self.query_one(RunList).focus()
@@ -129,6 +113,7 @@ class TrainScreen(ModeScreen):
         return [("train: start run", "Start training with the chosen config", self.action_start_training),
                 ("train: stop run", "Stop the selected run", self.action_stop_training),
                 ("train: resume run", "Resume the selected run", self.action_resume_training),
+                ("train: compare marked runs", "Loss curves, config diff and evals", self.action_compare_runs),
                 ("train: choose config", "Pick the config file to train with", self.action_choose_config)]
 
     # --- the runs list and the followed run --------------------------------------------------
@@ -138,7 +123,8 @@ class TrainScreen(ModeScreen):
 
     def show_runs(self, rows: tuple[RunRow, ...]) -> None:
         run_list = self.query_one(RunList)
-        run_list.show_rows(rows)
+        self.marked = frozenset(run_id for run_id in self.marked if any(r.run_id == run_id for r in rows))
+        run_list.show_rows(rows, self.marked)
         if self.pending_select and run_list.select_run(self.pending_select):
             self.follow(self.pending_select)
             self.pending_select = None
@@ -167,7 +153,8 @@ class TrainScreen(ModeScreen):
         self.query_one(Log).clear()
         self.query_one("#run-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#run-stats", Label).update("")
-        self.query_one("#run-problem").display = False
+        for notice in ("#run-problem", "#run-warning"):
+            self.query_one(notice).display = False
         self.show_title()
         row = self.selected_row()
         if row is not None:
@@ -179,6 +166,14 @@ class TrainScreen(ModeScreen):
             return
         self.query_one("#run-title", Label).update(f"{row.run_id} · {row.state}")
         self.set_class(row.live, "-live")
+        attached = self.query_one("#run-attached", Label)
+        attached.display = row.attached
+        if row.attached:
+            owner = f"pid {row.owner_pid}" if row.owner_pid else "another process"
+            attached.update(f"attached, read-only: {owner} drives this run; "
+                            + ("stop it with x to resume later" if row.live else "it holds the run's lock"))
+        if row.stalled and not self.query_one("#run-warning").display:
+            self.show_stall(None)  # the stalled event, once read, adds how long
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow-run", description="Following the run")
     def follow_run(self, paths: RunPaths) -> None:
@@ -217,7 +212,11 @@ class TrainScreen(ModeScreen):
                 loss.add_point("val", event.get("step", 0), event.get("val_loss"))
             elif kind == "status":
                 self.show_problem(event)
-            elif kind in ("checkpoint", "notice", "stalled", "summary"):
+            if kind == "stalled":
+                self.show_stall(event)
+            elif kind in ("start", "step"):
+                self.query_one("#run-warning").display = False
+            if kind in ("checkpoint", "notice", "stalled", "summary"):
                 log.write_line(f"[{kind}] " + ", ".join(f"{k}={v}" for k, v in event.items()
                                                        if k not in ("v", "type", "time", "config")))
         if last_step is not None:
@@ -236,7 +235,19 @@ class TrainScreen(ModeScreen):
         advice = event.get("advice") or []
         problem.display = bool(error)
         if error:
-            problem.update(f"{event.get('state', 'failed')}: {error}" + "".join(f"\n→ {a}" for a in advice[:3]))
+            texts = [item.get("text", "") if isinstance(item, dict) else str(item) for item in advice[:3]]
+            fix = " (press a to apply the first and resume)" if recovery.first_fix(advice) else ""
+            problem.update(f"{event.get('state', 'failed')}: {error}{fix}" + "".join(f"\n→ {t}" for t in texts))
+        self.refresh_bindings()
+
+    def show_stall(self, event: dict[str, Any] | None) -> None:
+        warning = self.query_one("#run-warning", Label)
+        detail = ""
+        if event and event.get("seconds_since_step") is not None:
+            detail = (f": no step for {duration(event['seconds_since_step'])} "
+                      f"(median step {number(event.get('median_step_s'), 2)} s)")
+        warning.update(f"⚠ stalled{detail}. Check the GPU and the log; stop with x.")
+        warning.display = True
 
     @on(RunLogRead)
     def append_log(self, message: RunLogRead) -> None:
@@ -251,8 +262,16 @@ class TrainScreen(ModeScreen):
             return None if self.busy else True
         if action == "stop_training":
             return True if row is not None and row.live and not self.busy else None
-        if action == "resume_training":
-            return True if row is not None and row.state in RESUMABLE and not self.busy else None
+        if action == "resume_training":  # another process's run: shown, but off
+            return True if row is not None and row.state in RESUMABLE and not (self.busy or row.attached) else None
+        # Textual: False hides the key, None shows it dimmed
+        if action == "apply_advice":
+            fixable = row is not None and row.state == "failed" and recovery.first_fix(row.advice) is not None
+            return (None if self.busy or row.attached else True) if fixable else False
+        if action == "mark_run":
+            return row is not None
+        if action == "compare_runs":
+            return len(self.marked) >= 2
         return True
 
     def config_argument(self) -> Path | None:
@@ -261,9 +280,53 @@ class TrainScreen(ModeScreen):
     def action_start_training(self) -> None:
         self.run_control("start")
 
+    def refuse_if_attached(self) -> bool:
+        """Re-check at the key press (the lock may have been taken since the last scan)."""
+        from carexpert_tui.run_rows import lock_holder
+
+        row = self.selected_row()
+        locked, holder = lock_holder(row.paths) if row is not None else (False, None)
+        if row is not None and (row.live or locked):
+            owner = f"pid {holder or row.owner_pid}" if (holder or row.owner_pid) else "another process"
+            self.notify(f"{row.run_id} is driven by {owner}: this app only watches it. "
+                        "Stop that trainer first to resume here.", severity="warning", timeout=8)
+            return True
+        return False
+
     def action_resume_training(self) -> None:
-        if self.selected:
+        if self.selected and not self.refuse_if_attached():
             self.run_control("resume", self.selected)
+
+    def action_apply_advice(self) -> None:
+        row = self.selected_row()
+        item = recovery.first_fix(row.advice) if row is not None else None
+        if item is not None and not self.refuse_if_attached():
+            self.apply_and_resume(row.paths, item)
+
+    @work(exclusive=True, exit_on_error=False, group="run-control", description="Applying the advice")
+    async def apply_and_resume(self, paths: RunPaths, item: dict[str, Any]) -> None:
+        """Write the advice into the config file, then ``train --resume RUN [--force]``."""
+        import asyncio
+
+        self.busy = True
+        try:
+            plan = await asyncio.to_thread(recovery.apply_fix, self.config_path, paths, item)
+            self.notify(plan.describe(), timeout=10)
+            result = await control.resume_training(self.app.services, self.config_path, plan.run_id, force=plan.force)
+        finally:
+            self.busy = False
+        self.post_message(RunControlFinished("resume", plan.run_id, result.ok, result.output))
+
+    def action_mark_run(self) -> None:
+        if self.selected:
+            self.marked = self.marked ^ {self.selected}
+            self.query_one(RunList).show_rows(self.app.runs, self.marked)
+            self.refresh_bindings()
+
+    def action_compare_runs(self) -> None:
+        if len(self.marked) >= 2:
+            ordered = [row.run_id for row in self.app.runs if row.run_id in self.marked]
+            self.app.push_screen(CompareScreen(self.app.config.train.runs_dir, ordered))
 
     def action_stop_training(self) -> None:
         run_id = self.selected
@@ -306,6 +369,7 @@ class TrainScreen(ModeScreen):
             if message.run_id == self.selected:
                 self.selected = None  # follow again from the top: a resume appends to the same log
             self.pending_select = message.run_id
+            self.show_runs(self.app.runs)  # already listed (a run that went quiet changes nothing)
         else:
             self.notify(tail or f"{message.action}: done")
 

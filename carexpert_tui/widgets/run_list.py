@@ -1,4 +1,7 @@
-"""The runs folder as a list: every run with its live state, newest first."""
+"""The runs folder as a list: every run with its live state, newest first.
+
+A stalled run says so in the warning colour; runs marked for comparison carry a mark.
+"""
 
 from __future__ import annotations
 
@@ -21,15 +24,21 @@ class RunList(OptionList):
     RunList { height: 1fr; border: none; padding: 0; }
     """
 
-    def show_rows(self, rows: tuple[RunRow, ...]) -> None:
+    def show_rows(self, rows: tuple[RunRow, ...], marked: frozenset[str] = frozenset()) -> None:
         keep = self.highlighted_option.id if self.highlighted_option is not None else None
         variables = self.app.theme_variables
         options = []
         for row in rows:
             mark, color = STATE_MARKS.get(row.state, ("?", None))
-            label = Text(row.run_id, style="bold", no_wrap=True, overflow="ellipsis")
+            label = Text("+ " if row.run_id in marked else "", style=variables["accent"])
+            label.append(row.run_id, style="bold")
+            label.no_wrap, label.overflow = True, "ellipsis"
             label.append("\n")
             label.append(f"{mark} {row.state}", style=variables[color] if color else "dim")
+            if row.stalled:
+                label.append("  ⚠ stalled", style=f"bold {variables['warning']}")
+            elif row.locked and not row.live:
+                label.append("  locked", style=variables["warning"])
             label.append(f"  {row.progress_text()}", style="dim")
             options.append(Option(label, id=row.run_id))
         with self.prevent(OptionList.OptionHighlighted):

@@ -58,8 +58,8 @@ class DeviceMemory(Vertical):
             self._apply()
 
     def _apply(self) -> None:
-        if self._latest is None:
-            return
+        if self._latest is None or not self.is_attached or not self.query(Label):
+            return  # a card being removed (the panel was cleared) has nothing left to draw into
         text, total = self._latest
         used = self.history[-1]
         self.query_one(Label).update(text)

@@ -1,7 +1,7 @@
 """A stand-in for the ``carexpert`` command in the app's tests: the same contract, no model.
 
     python fake_carexpert.py train [--config F] --detach           start a run, print its id
-    python fake_carexpert.py train [--config F] --resume RUN --detach
+    python fake_carexpert.py train [--config F] --resume RUN [--force] --detach
     python fake_carexpert.py runs stop RUN [--config F]            SIGTERM the run's process
     python fake_carexpert.py eval RUN [--config F]                 write a canned evaluation result
 
@@ -9,6 +9,9 @@ A started run is a detached process in its own session (like the real trainer) t
 replays ``fixtures/canned_events.jsonl`` into ``runs/<id>/events.jsonl`` with fresh
 times, keeps ``status.json`` current, writes ``train.log``, and on SIGTERM ends as
 ``stopped``. ``FAKE_STEP_DELAY`` (seconds between steps, default 0.05) sets its pace.
+Like the real trainer it holds the run's lock while it lives. ``FAKE_STALL_AFTER=N``
+makes it emit ``stalled`` after step N and hang there until stopped. A resume records
+its arguments in ``fake_resume.json`` in the run folder, so tests can check them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from carexpert.config import load_or_default  # noqa: E402
 from carexpert.runs import EventWriter, RunPaths, RunStatus, new_run_id, read_events, read_status, write_status  # noqa: E402
+from carexpert.runs.lock import RunLock  # noqa: E402
 
 CANNED = HERE / "fixtures" / "canned_events.jsonl"
 FIXTURE_RESULT = HERE / "fixtures" / "runs" / "run-20261125-101500-ab12" / "eval" / "20261125-120000"
@@ -43,6 +47,9 @@ def start(args: argparse.Namespace) -> int:
         if not paths.exists():
             print(f"error: no run {args.resume!r}", file=sys.stderr)
             return 2
+        record = {"force": args.force, "config": args.config,
+                  "config_text": Path(args.config).read_text() if args.config else None}
+        (paths.root / "fake_resume.json").write_text(json.dumps(record))
     else:
         paths = RunPaths.of(runs_dir(args.config), new_run_id())
         paths.root.mkdir(parents=True)
@@ -60,6 +67,8 @@ def start(args: argparse.Namespace) -> int:
 
 def replay(root: str) -> int:
     paths = RunPaths(Path(root))
+    lock = RunLock(paths.lock).acquire(wait_seconds=5)  # noqa: F841 (held until this process ends)
+    stall_after = int(os.environ.get("FAKE_STALL_AFTER", "0"))
     done = [e.get("step", 0) for e in read_events(paths.events) if e.get("type") == "step"]
     resume_from = max(done) if done else 0
     stopping = []
@@ -82,6 +91,10 @@ def replay(root: str) -> int:
                 write_status(paths.status, status)
                 print(f"step {event['step']}/{event['max_steps']} loss {event['loss']}", flush=True)
                 time.sleep(delay)
+                if stall_after and event["step"] == stall_after:
+                    writer.emit("stalled", seconds_since_step=95.0, median_step_s=1.5)
+                    while not stopping:
+                        time.sleep(0.05)
             if stopping:
                 status.state = "stopped"
                 writer.emit("status", state="stopped", error=None, advice=[])
@@ -125,6 +138,7 @@ def main() -> int:
     train.add_argument("--config")
     train.add_argument("--resume")
     train.add_argument("--detach", action="store_true")
+    train.add_argument("--force", action="store_true")
     runs = commands.add_parser("runs")
     runs.add_argument("action", choices=["stop"])
     runs.add_argument("run")
