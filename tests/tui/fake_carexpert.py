@@ -10,7 +10,7 @@ replays ``fixtures/canned_events.jsonl`` into ``runs/<id>/events.jsonl`` with fr
 times, keeps ``status.json`` current, writes ``train.log``, and on SIGTERM ends as
 ``stopped``. ``FAKE_STEP_DELAY`` (seconds between steps, default 0.05) sets its pace.
 Like the real trainer it holds the run's lock while it lives. ``FAKE_STALL_AFTER=N``
-makes it emit ``stalled`` after step N and hang there until stopped. A resume records
+makes it emit ``stalled`` after step N and hang there until stopped (30 s at most). A resume records
 its arguments in ``fake_resume.json`` in the run folder, so tests can check them.
 """
 
@@ -93,7 +93,8 @@ def replay(root: str) -> int:
                 time.sleep(delay)
                 if stall_after and event["step"] == stall_after:
                     writer.emit("stalled", seconds_since_step=95.0, median_step_s=1.5)
-                    while not stopping:
+                    hang_until = time.time() + 30  # bounded: a test that fails early leaves no process behind
+                    while not stopping and time.time() < hang_until:
                         time.sleep(0.05)
             if stopping:
                 status.state = "stopped"
