@@ -49,7 +49,8 @@ class ModelConfig:
         "bfloat16", "Data type for the 4-bit layers' matrix multiplies.",
         choices=("bfloat16", "float16", "float32"))
     attn_implementation: str = setting(
-        "auto", "Attention kernel: 'auto' picks sdpa (or flash_attention_2 where installed on a GPU).",
+        "auto", "Attention kernel: 'auto' picks sdpa (or flash_attention_2 where installed on a GPU; "
+        "packed training on a GPU uses PyTorch's varlen flash attention).",
         choices=("auto", "eager", "sdpa", "flash_attention_2"))
     cache_dir: str = setting(
         "", "Where converted models are cached; empty = ~/.cache/carexpert (or $CAREXPERT_CACHE).")
