@@ -53,8 +53,8 @@ def worker_command(run: RunPaths, *, config_path: str | os.PathLike | None = Non
 
 
 def start_training_process(run: RunPaths, *, config_path: str | os.PathLike | None = None, resume: bool = False,
-                           force: bool = False, processes: int = 1, lock_wait_seconds: float = 0.0,
-                           extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+                           force: bool = False, processes: int = 1, lock_wait_seconds: float = 0.0
+                           ) -> subprocess.Popen:
     """Lock the run, start its trainer detached, record it as pending; returns the child.
 
     Raises ``RunLockedError`` (a UserError) when another trainer holds the run;
@@ -65,7 +65,7 @@ def start_training_process(run: RunPaths, *, config_path: str | os.PathLike | No
     try:
         command = worker_command(run, config_path=config_path, resume=resume, force=force, processes=processes,
                                  lock_fd=lock.fd)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(run.log, "ab") as log, open(os.devnull, "rb") as devnull:
             child = subprocess.Popen(command, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True, close_fds=True, pass_fds=(lock.fd,))
