@@ -72,6 +72,7 @@ class ConfigField(Vertical):
             & .name { color: $error; text-style: bold; }
         }
         &:focus-within .name { color: $primary; text-style: bold; }
+        &.-invalid:focus-within .name { color: $error; }  /* a wrong value stays red while edited */
     }
     """
 
