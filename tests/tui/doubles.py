@@ -150,7 +150,7 @@ class _Stats:
         return dict(self.values)
 
 
-async def wait_until(pilot, predicate, timeout: float = 5.0, step: float = 0.05) -> bool:
+async def wait_until(pilot, predicate, timeout: float = 20.0, step: float = 0.05) -> bool:
     """Let the app run until ``predicate()`` holds (True) or ``timeout`` passes (False)."""
     waited = 0.0
     while waited < timeout:

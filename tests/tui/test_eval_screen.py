@@ -61,7 +61,7 @@ async def test_new_evaluation_runs_in_the_background_and_its_result_appears(proj
         assert await wait_until(pilot, lambda: screen.results is not None)
         await pilot.press("n")
         assert await wait_until(pilot, lambda: screen.evaluating is not None)
-        assert await wait_until(pilot, lambda: screen.evaluating is None, timeout=15)
+        assert await wait_until(pilot, lambda: screen.evaluating is None, timeout=60)
         progress = [m for m in messages if isinstance(m, EvalProgressed)]
         assert progress and any(m.fraction is not None and 0 < m.fraction <= 1 for m in progress)
         assert {m.returncode for m in messages if isinstance(m, EvalFinished)} == {0}

@@ -49,7 +49,7 @@ async def test_out_of_memory_advice_applies_with_one_key_and_resumes_with_force(
         assert "apply-advice" in footer_keys(app)
         await pilot.press("a")
         resumed = paths.root / "fake_resume.json"
-        assert await wait_until(pilot, resumed.exists, timeout=15)
+        assert await wait_until(pilot, resumed.exists, timeout=30)
         record = json.loads(resumed.read_text())
         # a checkpoint exists and batch_size is guarded: the resume must be forced, with the edited file
         assert record["force"] is True
@@ -59,8 +59,8 @@ async def test_out_of_memory_advice_applies_with_one_key_and_resumes_with_force(
         train = tomllib.loads(text)["train"]
         assert (train["batch_size"], train["grad_accum"]) == (2, 8)
         assert (project / "carexpert.toml.bak").read_text().count("batch_size = 4") == 1
-        assert await wait_until(pilot, lambda: read_status(paths.status).state in ("running", "finished"), timeout=15)
-        assert await wait_until(pilot, lambda: "apply-advice" not in footer_keys(app), timeout=10)
+        assert await wait_until(pilot, lambda: read_status(paths.status).state in ("running", "finished"), timeout=30)
+        assert await wait_until(pilot, lambda: "apply-advice" not in footer_keys(app), timeout=30)
         assert any("from its checkpoint at step 20" in str(n.message) and "--force" in str(n.message)
                    for n in app._notifications)
 
@@ -87,7 +87,7 @@ async def test_a_stalled_run_is_flagged_on_the_screen_and_in_the_list(project):
     async with app.run_test(size=(100, 32)) as pilot:
         await pilot.press("s")
         warning = app.screen.query_one("#run-warning", Label)
-        assert await wait_until(pilot, lambda: warning.display, timeout=15)
+        assert await wait_until(pilot, lambda: warning.display, timeout=30)
         assert await wait_until(pilot, lambda: "stalled: no step for 1m35s" in label_text(app, "#run-warning"))
         run_list = app.screen.query_one(RunList)
         assert await wait_until(pilot, lambda: app.runs and app.runs[0].stalled)
@@ -99,7 +99,7 @@ async def test_a_stalled_run_is_flagged_on_the_screen_and_in_the_list(project):
         await pilot.pause()
         await pilot.press("y")
         status_file = project / "runs" / run_id / "status.json"
-        assert await wait_until(pilot, lambda: read_status(status_file).state == "stopped", timeout=15)
+        assert await wait_until(pilot, lambda: read_status(status_file).state == "stopped", timeout=30)
 
 
 HOLD_LOCK = textwrap.dedent("""
@@ -143,7 +143,7 @@ async def test_a_second_app_sees_the_first_apps_run_live_and_cannot_resume_it(pr
     second = CarExpertApp(project / "carexpert.toml", services=fake_services(), mode="train")
     async with first.run_test(size=(100, 32)) as pilot:
         await pilot.press("s")
-        assert await wait_until(pilot, lambda: first.runs and first.runs[0].live, timeout=15)
+        assert await wait_until(pilot, lambda: first.runs and first.runs[0].live, timeout=30)
         run_id = first.runs[0].run_id
         async with second.run_test(size=(100, 32)) as viewer:
             assert await wait_until(viewer, lambda: second.screen.selected == run_id)
@@ -157,4 +157,4 @@ async def test_a_second_app_sees_the_first_apps_run_live_and_cannot_resume_it(pr
         await pilot.pause()
         await pilot.press("y")
         status_file = project / "runs" / run_id / "status.json"
-        assert await wait_until(pilot, lambda: read_status(status_file).state == "stopped", timeout=15)
+        assert await wait_until(pilot, lambda: read_status(status_file).state == "stopped", timeout=30)

@@ -29,11 +29,11 @@ async def test_start_watch_and_stop_a_run(project):
     app = CarExpertApp(project / "carexpert.toml", services=services, mode="train")
     async with app.run_test(size=(100, 32)) as pilot:
         await pilot.press("s")
-        assert await wait_until(pilot, lambda: app.screen.selected is not None, timeout=15)
+        assert await wait_until(pilot, lambda: app.screen.selected is not None, timeout=30)
         run_id = app.screen.selected
         assert app.current_run == run_id
-        assert await wait_until(pilot, lambda: chart_points(app, "loss-chart", "train") >= 16, timeout=15)
-        assert await wait_until(pilot, lambda: chart_points(app, "loss-chart", "val") >= 1, timeout=10)
+        assert await wait_until(pilot, lambda: chart_points(app, "loss-chart", "train") >= 16, timeout=30)
+        assert await wait_until(pilot, lambda: chart_points(app, "loss-chart", "val") >= 1, timeout=30)
         assert chart_points(app, "lr-chart", "lr") >= 16
         assert "tok/s" in str(app.screen.query_one("#run-stats", Label).render())
         assert app.screen.query(DeviceMemory)  # the VRAM panel has a card for GPU 0
@@ -41,7 +41,7 @@ async def test_start_watch_and_stop_a_run(project):
         await pilot.pause()
         await pilot.press("y")
         status_file = project / "runs" / run_id / "status.json"
-        assert await wait_until(pilot, lambda: read_status(status_file).state == "stopped", timeout=15)
+        assert await wait_until(pilot, lambda: read_status(status_file).state == "stopped", timeout=30)
         assert await wait_until(pilot, lambda: app.runs and app.runs[0].state == "stopped", timeout=5)
         assert read_status(status_file).step < 60  # stopped mid-way, not finished
         log = app.screen.query_one("#run-log", Log)
