@@ -104,3 +104,19 @@ def test_eval_run_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, capsys)
     assert result.summary["config"]["model"]["base_model"] == str(tiny_model_dir)  # model as trained
     assert all(len(item["tuned"]["verdict"]) for item in result.items)
     assert json.loads((result.path / "summary.json").read_text())["n_items"] == len(result.items)
+
+
+def test_rescore_writes_a_new_result_scored_with_the_current_metrics(tmp_path, capsys):
+    path = config_file(tmp_path)
+    run = RunPaths.of(tmp_path / "runs", "r1")
+    stale = {**ITEM, "tuned": {"verdict": "wrong", "score": 0.0, "stop_reason": "eos", "length_tokens": 5}}
+    old = write_results(run.eval, sample_summary(), [stale], name="20261125-100000")
+    assert main(["eval", "rescore", "r1", "--config", str(path)]) == 0
+    assert f"rescored {old.name}" in capsys.readouterr().out.replace("\n", "")
+    from carexpert.evaluation import list_results, load_results
+
+    new = load_results(list_results(run)[0])
+    assert new.summary["rescored_from"] == old.name
+    assert new.items[0]["tuned"]["verdict"] == "correct"  # "203 hp" answers "Camry hp?" (expected hp 203)
+    assert new.items[0]["base"]["verdict"] == "wrong"
+    assert main(["eval", "rescore", "r1", "nope", "--config", str(path)]) == 2

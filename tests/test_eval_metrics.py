@@ -155,7 +155,7 @@ def test_free_text_reference_of_a_user_case():
     words = EvalCase(id="w", category="user", question="Why rotate tires?",
                      reference_text="Rotating tires evens out tread wear.")
     assert score(words, "Rotation evens out tread wear on the tires.")["score"] == 1.0
-    assert score(words, "Rotation evens out wear.")["verdict"] == "partial"
+    assert score(words, "It evens things.")["verdict"] == "partial"
     assert score(EvalCase(id="q", category="user", question="Hi?"), "Hello")["verdict"] == "unscored"
 
 
@@ -215,3 +215,16 @@ def test_refusing_a_made_up_car_while_citing_the_real_one():
     assert score(case, right)["verdict"] == "correct"
     invented = "I have no record of a Volkswagen Arvento. The Arvento gets 40 mpg, the GTI 28 mpg."
     assert score(case, invented)["score"] == 0.5
+
+
+def test_repeating_the_question_earns_no_concept_credit():
+    case = EvalCase(id="cpo", category="buying", question="Should I buy a new, used, or certified pre-owned car?",
+                    key_terms=["certified pre-owned", "depreciation", "vehicle history report"])
+    echo = score(case, "You can buy a new, used, or certified pre-owned car.")
+    assert echo["score"] == 0.0 and echo["terms_missing"] == ["depreciation", "vehicle history report"]
+    assert score(case, "New cars lose the most to depreciation.")["concept_coverage"] == 0.5
+    only_echo = EvalCase(id="fwd", category="advanced_tech", question="Name cars with front-wheel drive.",
+                         reference_text="The Honda Civic and Toyota Corolla drive their front wheels.",
+                         key_terms=["front wheels"])
+    assert score(only_echo, "Front-wheel drive cars drive the front wheels.")["score"] == 0.0
+    assert score(only_echo, "The Honda Civic and the Toyota Corolla.")["score"] > 0.5

@@ -102,3 +102,34 @@ def test_validation_loss_matches_the_models_own_loss(adapter_run):
             count += n
     batched = answer_loss(model, tokenizer, VALIDATION, tokenize=tokenize, max_length=256, batch_size=2)
     assert batched == pytest.approx(total / count, rel=1e-4)
+
+
+def test_results_say_whether_the_data_is_what_the_run_trained_on(adapter_run):
+    from carexpert.fsutil import atomic_write_json
+
+    run, config = adapter_run
+    marker = run.checkpoints / "checkpoint-4" / "carexpert-checkpoint.json"
+    atomic_write_json(marker, {"step": 4, "dataset_fingerprint": "abc123"})
+    try:
+        same = evaluate_run(config, run, data=EvalData(cases=list(CASES[:1]), fingerprint="abc123"),
+                            loader=load_tiny_with_adapter, compare_base=False)
+        changed = evaluate_run(config, run, data=EvalData(cases=list(CASES[:1]), fingerprint="def456"),
+                               loader=load_tiny_with_adapter, compare_base=False)
+    finally:
+        marker.unlink()
+        marker.parent.rmdir()
+    assert same.summary["training_fingerprint"] == "abc123" and same.summary["data_matches_training"] is True
+    assert changed.summary["data_matches_training"] is False
+
+
+def test_rescoring_saved_answers_reproduces_the_scores(adapter_run):
+    from carexpert.evaluation.rescore import rescore_results
+
+    run, config = adapter_run
+    data = EvalData(cases=list(CASES), validation=VALIDATION, tokenize=tokenize, fingerprint="abc123")
+    outcome = evaluate_run(config, run, data=data, loader=load_tiny_with_adapter)
+    again = rescore_results(outcome.path)
+    assert again.path != outcome.path and again.summary["rescored_from"] == outcome.path.name
+    assert again.items == outcome.items
+    for key in ("categories", "overall", "holdouts", "val_loss", "perplexity", "dataset_fingerprint"):
+        assert again.summary[key] == outcome.summary[key]

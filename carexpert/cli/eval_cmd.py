@@ -2,6 +2,7 @@
 
     carexpert eval RUN [--limit N] [--no-base]       evaluate RUN's adapter, save and print results
     carexpert eval show RUN [RESULT] [--items]       print saved results (newest by default)
+    carexpert eval rescore RUN [RESULT]              score saved answers again with the current metrics
     carexpert eval add-case --question Q [--reference A] [--category C] [--key-terms T ...]
                                                      save a question that every later evaluation asks
 """
@@ -20,7 +21,6 @@ from carexpert.cli.main import add_config_option
 from carexpert.config import load_or_default
 from carexpert.errors import UserError
 
-ACTIONS = ("show", "add-case")
 PHASE_LABELS = {"load": "loading model", "tuned": "tuned answers", "base": "base answers",
                 "val_loss_tuned": "validation loss (tuned)", "val_loss_base": "validation loss (base)"}
 
@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate a run base vs tuned; show results; add eval cases",
         description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", metavar="RUN | show | add-case", help="a run id, or an action")
-    parser.add_argument("rest", nargs="*", metavar="ARG", help="for 'show': RUN [RESULT]")
+    parser.add_argument("target", metavar="RUN | show | rescore | add-case", help="a run id, or an action")
+    parser.add_argument("rest", nargs="*", metavar="ARG", help="for 'show' and 'rescore': RUN [RESULT]")
     add_config_option(parser)
     run_group = parser.add_argument_group("evaluating a run")
     run_group.add_argument("--limit", type=int, default=None, metavar="N",
@@ -54,6 +54,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         return run_show(args)
     if args.target == "add-case":
         return run_add_case(args)
+    if args.target == "rescore":
+        return run_rescore(args)
     if args.rest:
         raise UserError(f"unexpected argument(s) {' '.join(args.rest)!r}",
                         fix="carexpert eval RUN [--limit N] [--no-base], or carexpert eval show RUN [RESULT]")
@@ -91,21 +93,40 @@ def run_evaluate(args: argparse.Namespace) -> int:
             console.print("evaluation cancelled; nothing saved")
             return 130
     render_summary(Console(), outcome.summary)
+    if outcome.summary.get("data_matches_training") is False:
+        Console().print("[yellow]warning: the data differs from what this run trained on (dataset fingerprint "
+                        "changed), so some held-out questions may have been in its training set[/yellow]")
     Console().print(f"results saved in [bold]{outcome.path}[/bold]  (re-show with 'carexpert eval show {run.run_id}')")
     return 0
 
 
-def run_show(args: argparse.Namespace) -> int:
-    from carexpert.evaluation import find_result, load_results
+def _saved_result(args: argparse.Namespace):
+    """The result folder named by ``RUN [RESULT]`` (newest when RESULT is left out)."""
+    from carexpert.evaluation import find_result
     from carexpert.runs import RunPaths
 
     if not args.rest or len(args.rest) > 2:
-        raise UserError("which run?", fix="carexpert eval show RUN [RESULT]")
+        raise UserError("which run?", fix=f"carexpert eval {args.target} RUN [RESULT]")
     config = load_or_default(args.config)
     run = RunPaths.of(config.train.runs_dir, args.rest[0])
     if not run.exists():
         raise UserError(f"no run {run.run_id!r}", where=str(run.root), fix="see 'carexpert runs list'")
-    results = load_results(find_result(run, args.rest[1] if len(args.rest) > 1 else None))
+    return find_result(run, args.rest[1] if len(args.rest) > 1 else None)
+
+
+def run_rescore(args: argparse.Namespace) -> int:
+    from carexpert.evaluation.rescore import rescore_results
+
+    outcome = rescore_results(_saved_result(args))
+    render_summary(Console(), outcome.summary)
+    Console().print(f"rescored {outcome.summary['rescored_from']} into [bold]{outcome.path}[/bold]")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from carexpert.evaluation import load_results
+
+    results = load_results(_saved_result(args))
     console = Console()
     render_summary(console, results.summary)
     if args.items:

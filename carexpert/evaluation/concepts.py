@@ -122,10 +122,11 @@ _STOPWORDS = frozenset(normalize(
     "car cars vehicle vehicles"))
 
 
-def content_recall(reference_text: str, answer: str) -> float:
-    """Share of the reference answer's distinct content words that the answer uses (for user cases
-    that give only a free-text reference)."""
-    wanted = {w for w in normalize(reference_text) if w not in _STOPWORDS and not w.isdigit()}
+def content_recall(reference_text: str, answer: str, exclude: str = "") -> float:
+    """Share of the reference answer's distinct content words that the answer uses (for cases that
+    give only a free-text reference); words of ``exclude`` (the question) do not count."""
+    excluded = set(normalize(exclude))
+    wanted = {w for w in normalize(reference_text) if w not in _STOPWORDS and not w.isdigit() and w not in excluded}
     if not wanted:
         return 0.0
     present = set(normalize(answer))

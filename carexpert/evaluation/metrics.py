@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from carexpert.evaluation.cases import EvalCase
-from carexpert.evaluation.concepts import concept_coverage, content_recall
+from carexpert.evaluation.concepts import concept_coverage, content_recall, normalize, term_present
 from carexpert.evaluation.units import Quantity, convert, extract_quantities, unit_family, unit_for_key
 
 CORRECT_AT = 0.75  # an item scoring at least this is "correct"; above 0 it is "partial"
@@ -238,17 +238,20 @@ def score_answer(case: EvalCase, answer: str, *, tolerance: float, stop_reason: 
         result.update(score=score, verdict="correct" if score == 1.0 else verdict_for(score))
         return result
     components = []
+    question = f"{case.question} {case.input}"
     reference = case.reference or _numbers_in_text(case.reference_text)
     if reference:
-        accuracy, detail = numeric_accuracy(reference, answer, tolerance, f"{case.question} {case.input}")
+        accuracy, detail = numeric_accuracy(reference, answer, tolerance, question)
         result.update(numeric_accuracy=accuracy, numeric_detail=detail)
         components.append(accuracy)
-    if case.key_terms:
-        coverage, found, missing = concept_coverage(case.key_terms, answer)
+    # Key terms the question already says are not evidence: repeating the question earns nothing.
+    terms = [t for t in case.key_terms if not term_present(t, normalize(question))]
+    if terms:
+        coverage, found, missing = concept_coverage(terms, answer)
         result.update(concept_coverage=coverage, terms_found=found, terms_missing=missing)
         components.append(coverage)
     elif not reference and case.reference_text.strip():
-        components.append(content_recall(case.reference_text, answer))
+        components.append(content_recall(case.reference_text, answer, exclude=question))
         result["concept_coverage"] = components[-1]
     if not components:
         return result

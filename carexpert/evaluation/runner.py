@@ -113,6 +113,21 @@ def evaluate_model(model: Any, tokenizer: Any, data: EvalData, config: Config, *
                                                                progress, cancel)
             losses["base"] = _validation_loss(model, tokenizer, data, config, "val_loss_base", progress, cancel)
 
+    items, scores = score_all(cases, answers, tolerance)
+    summary = {
+        "n_items": len(cases),
+        "timings": {key: _round(value, 2) for key, value in timings.items()},
+        "val_loss": {side: _round(losses[side]) for side in SIDES},
+        "perplexity": {side: _round(perplexity(losses[side]), 3) for side in SIDES},
+        **scores,
+        "n_validation": len(data.validation),
+    }
+    return summary, items
+
+
+def score_all(cases: Sequence[EvalCase], answers: dict[str, list[Generation] | None], tolerance: float,
+              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Items (answers with their scores) and the aggregates: categories, overall, sources, holdouts."""
     scored: dict[str, list[dict[str, Any]] | None] = {}
     for side in SIDES:
         side_answers = answers[side]
@@ -120,18 +135,12 @@ def evaluate_model(model: Any, tokenizer: Any, data: EvalData, config: Config, *
             score_answer(case, answer.text, tolerance=tolerance, stop_reason=answer.stop_reason,
                          n_tokens=answer.n_tokens) for case, answer in zip(cases, side_answers)]
     items = [_item(i, case, answers, scored) for i, case in enumerate(cases)]
-    summary = {
-        "n_items": len(cases),
-        "timings": {key: _round(value, 2) for key, value in timings.items()},
-        "val_loss": {side: _round(losses[side]) for side in SIDES},
-        "perplexity": {side: _round(perplexity(losses[side]), 3) for side in SIDES},
+    return items, {
         "categories": _by_category(cases, scored),
         "overall": {side: None if scored[side] is None else aggregate(scored[side], cases) for side in SIDES},
         "sources": _count(c.source for c in cases),
         "holdouts": _by_group(cases, scored, lambda c: c.holdout or c.source),
-        "n_validation": len(data.validation),
     }
-    return summary, items
 
 
 def _validation_loss(model: Any, tokenizer: Any, data: EvalData, config: Config, phase: str,
@@ -206,6 +215,10 @@ def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, com
         raise UserError("nothing to evaluate: the held-out set is empty", where="data.test_fraction",
                         fix="set data.test_fraction above 0 or add cases with 'carexpert eval add-case'")
     model, tokenizer = (loader or _load_model)(config, adapter)
+    if config.data.skip_bad_records and data.fingerprint is not None:
+        from carexpert.dataset import fingerprint_from_config  # over-long records are skipped by tokenizer
+
+        data.fingerprint = fingerprint_from_config(config, tokenizer)
     load_s = time.perf_counter() - started
     if progress:
         progress("load", 1, 1)
@@ -218,10 +231,22 @@ def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, com
         "created": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         "model": config.model.base_model, "adapter": str(adapter), "config": config.to_dict(),
         "dataset_fingerprint": data.fingerprint, "timings": timings, **partial,
+        **_training_data_check(run, data.fingerprint),
         "compare_base": compare_base, "limit": limit,
     }
     path = write_results(run.eval, summary, items)
     return EvalOutcome(path, summary, items)
+
+
+def _training_data_check(run: RunPaths, fingerprint: str | None) -> dict[str, Any]:
+    """The fingerprint the run trained on (its newest checkpoint's marker) and whether it is this data:
+    when the data changed since, "held-out" questions may have been trained on."""
+    from carexpert.training.guard import checkpoints_newest_first, read_marker
+
+    trained = next((marker.get("dataset_fingerprint") for marker in map(read_marker, checkpoints_newest_first(
+        run.checkpoints)) if marker and marker.get("dataset_fingerprint")), None)
+    matches = None if trained is None or fingerprint is None else trained == fingerprint
+    return {"training_fingerprint": trained, "data_matches_training": matches}
 
 
 def _load_model(config: Config, adapter: Path) -> tuple[Any, Any]:
