@@ -21,6 +21,7 @@ def make_adapter(base_dir, out_dir, scale: float = 0.5):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    torch.manual_seed(0)  # LoRA A comes from the global RNG: make it independent of earlier tests
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
