@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from carexpert.config import config_to_toml
 from carexpert.runs import RunPaths, read_events, read_status
 from carexpert.runs.control import run_state
-from training_support import tiny_config, write_tiny_dataset
+from training_support import tiny_config, wait_for, write_tiny_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -20,15 +19,6 @@ pytestmark = pytest.mark.slow
 def carexpert(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "carexpert.cli.main", *args], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def wait_for(predicate, timeout: float = 180, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def has_checkpoint(paths: RunPaths) -> bool:

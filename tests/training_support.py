@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from carexpert.config import Config
@@ -40,3 +42,13 @@ def tiny_config(model_dir: Path, dataset: Path, **train) -> Config:
     for key, value in train.items():
         setattr(config.train, key, value)
     return config
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 180, what: str = "condition") -> None:
+    """Poll until ``predicate()`` is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

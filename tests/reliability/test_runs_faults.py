@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -18,16 +17,7 @@ from carexpert.runs import RunPaths, read_events, read_status  # noqa: E402
 from carexpert.runs.launch import start_training_process  # noqa: E402
 from carexpert.runs.control import run_state  # noqa: E402
 from carexpert.training import guard, run  # noqa: E402
-from training_support import tiny_config, write_tiny_dataset  # noqa: E402
-
-
-def wait_for(predicate, timeout: float = 180, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from training_support import tiny_config, wait_for, write_tiny_dataset  # noqa: E402
 
 
 @pytest.mark.slow
