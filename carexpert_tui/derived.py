@@ -10,6 +10,7 @@ that turns a config into the lines the screen shows.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -35,20 +36,28 @@ def training_examples(config: Config) -> int | None:
         return int(config.data.num_examples * share)
     path = Path(config.data.dataset).expanduser()
     try:
-        if path.suffix == ".jsonl":
+        stat = path.stat()
+    except OSError:
+        return None
+    count = _count_records(str(path), stat.st_size, stat.st_mtime_ns)
+    return None if count is None else int(count * (1.0 - config.data.validation_fraction))
+
+
+@functools.lru_cache(maxsize=8)
+def _count_records(path: str, size: int, mtime_ns: int) -> int | None:
+    """Records in a user file, read once per version of the file (this runs on every keystroke)."""
+    suffix = Path(path).suffix
+    try:
+        if suffix in (".jsonl", ".csv"):
             with open(path, "rb") as handle:
                 count = sum(1 for line in handle if line.strip())
-        elif path.suffix == ".csv":
-            with open(path, "rb") as handle:
-                count = max(0, sum(1 for line in handle if line.strip()) - 1)
-        elif path.suffix == ".json" and path.stat().st_size < 200 * 1024**2:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            count = len(data) if isinstance(data, list) else 0
-        else:
-            return None
+            return max(0, count - 1) if suffix == ".csv" else count
+        if suffix == ".json" and size < 200 * 1024**2:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return len(data) if isinstance(data, list) else 0
     except (OSError, ValueError):
         return None
-    return int(count * (1.0 - config.data.validation_fraction))
+    return None
 
 
 def model_shape(base_model: str) -> Any:
