@@ -123,7 +123,7 @@ def evaluate(args: argparse.Namespace) -> int:
     paths = RunPaths.of(runs_dir(args.config), args.run)
     for done in range(1, 9):
         print(f"tuned answers {done}/8", flush=True)
-        time.sleep(0.02)
+        time.sleep(0.2)  # slower than the app's log poll, so progress is seen before the end (it collapses)
     target = paths.eval / "20261126-080000"
     shutil.copytree(FIXTURE_RESULT, target)
     print(f"results saved in {target}")
