@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carexpert.runs import LIVE_STATES, RunPaths, effective_state, list_run_paths, read_status
+from carexpert.runs import LIVE_STATES, RunPaths, list_run_paths, read_status
+from carexpert.runs.control import run_state
 from carexpert.runs.lock import lock_is_held
 
 EVENTS_TAIL_BYTES = 16 * 1024
@@ -120,7 +121,7 @@ def scan_runs(runs_dir: str | Path) -> list[RunRow]:
     rows = []
     for paths in list_run_paths(runs_dir):
         status = read_status(paths.status)
-        state = effective_state(status)
+        state = run_state(paths, status)  # the same verdict as 'carexpert runs list'
         live = state in LIVE_STATES
         locked, holder = lock_holder(paths)
         rows.append(RunRow(
