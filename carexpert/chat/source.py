@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from carexpert.errors import UserError
-from carexpert.runs import RunPaths, list_run_paths, validate_run_id
+from carexpert.runs import RunPaths, control, list_run_paths
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,7 @@ def find_run(config: Any, run: str | None) -> RunPaths:
                 return candidate
         raise UserError(f"no finished run with an adapter in {runs_dir}",
                         fix="train one with 'carexpert train', name a run, or chat with the base model: --base")
-    as_path = Path(run)
-    if as_path.is_dir() and ((as_path / "adapter").exists() or (as_path / "config.toml").is_file()):
-        paths = RunPaths(as_path)
-    else:
-        paths = RunPaths.of(runs_dir, validate_run_id(run))
-    if not paths.exists():
-        raise UserError(f"no run {run!r}", where=str(runs_dir), fix="list runs with 'carexpert runs list'")
+    paths = control.find_run(runs_dir, run).paths
     if not _has_adapter(paths):
         raise UserError("this run has no adapter yet (adapter/adapter_config.json missing)", where=str(paths.root),
                         fix="wait for the run to finish, or resume it with 'carexpert train --resume'")
