@@ -148,6 +148,24 @@ class EvalConfig:
 
 
 @dataclass
+class RetrievalConfig:
+    enabled: bool = setting(
+        True, "Ground answers in the knowledge store: retrieved passages go into every prompt (training, "
+        "evaluation, chat, serving).")
+    top_k: int = setting(3, "Passages put into each prompt, best first.", min=1, max=20)
+    max_context_tokens: int = setting(
+        384, "Most tokens of retrieved text in one prompt; lower-ranked passages are dropped to fit.",
+        min=32, max=8192)
+    min_score: float = setting(
+        0.0, "Drop full-text hits scoring below this (0 = keep every hit; entity matches always count).",
+        min=0.0, max=1000.0)
+    store: str = setting(
+        "", "The knowledge store file; empty = knowledge.sqlite in data.data_dir.")
+    guard: bool = setting(
+        True, "Refuse before generating when a question names a make and model the store does not know.")
+
+
+@dataclass
 class ChatConfig:
     system_prompt: str = setting(SYSTEM_PROMPT, "System line put before every conversation.")
     temperature: float = setting(0.7, "Sampling temperature; 0 = greedy.", min=0.0, max=5.0)
@@ -180,6 +198,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     ui: UiConfig = field(default_factory=UiConfig)
 
@@ -195,6 +214,7 @@ SECTION_DOCS = {
     "data": "The training data and its splits.",
     "train": "The training run: schedule, batch, precision, checkpoints.",
     "eval": "Evaluation of base vs tuned model on the held-out set.",
+    "retrieval": "Grounding in the knowledge store (passages put into the prompt).",
     "chat": "Chat sampling settings.",
     "ui": "The terminal app.",
 }
