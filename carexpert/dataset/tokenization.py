@@ -24,10 +24,12 @@ IGNORE_INDEX = -100
 
 
 def prompt_for(record: Mapping[str, Any]) -> str:
-    """The exact prompt the model sees for this record (system line, earlier turns, this turn)."""
+    """The exact prompt the model sees for this record (system line, earlier turns, retrieved passages, this turn)."""
     history = [(str(q), str(a)) for q, a in record.get("history") or ()]
     system = record.get("system", SYSTEM_PROMPT)
-    return render_prompt(str(record["instruction"]), str(record.get("input") or ""), system=system, history=history)
+    context = [str(text) for text in record.get("context") or ()]
+    return render_prompt(str(record["instruction"]), str(record.get("input") or ""), system=system, history=history,
+                         context=context)
 
 
 @dataclass
