@@ -55,6 +55,8 @@ class CarExpertApp(App):
         Binding("5", "app.switch_mode('chat')", "Chat", id="mode-chat",
                 tooltip="Chat with the base model or a run's adapter"),
         Binding("question_mark,f1", "show_help", "Help", id="help", tooltip="Every key binding"),
+        Binding("f2", "show_knowledge", "Knowledge", id="knowledge",
+                tooltip="Search the knowledge store: the passages the expert reads"),
         Binding("ctrl+p", "command_palette", "Palette", id="palette", show=False,
                 tooltip="Every command by name: modes, themes, screen actions"),
         Binding("ctrl+q", "quit", "Quit", id="quit", show=False,
@@ -233,6 +235,12 @@ class CarExpertApp(App):
     def action_show_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_show_knowledge(self) -> None:
+        from carexpert_tui.screens.knowledge import KnowledgeScreen
+
+        if not isinstance(self.screen, KnowledgeScreen):
+            self.push_screen(KnowledgeScreen())
 
     async def action_quit(self) -> None:
         """Quit; when a run is live, ask first and say that it keeps going."""

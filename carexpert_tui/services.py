@@ -97,6 +97,25 @@ async def real_model_shape(base_model: str) -> Any:
     return ModelShape(**data) if isinstance(data, dict) else None
 
 
+_RETRIEVERS: dict[tuple, Any] = {}
+
+
+def real_kb_search(config: Config, query: str, k: int) -> list[dict[str, Any]]:
+    """The store's best passages for ``query`` (the retrieval prompts use), as plain dicts.
+
+    The retriever (an open store and its entity index) is kept per store setting, so only the
+    first search pays for opening or building it.
+    """
+    from carexpert.retrieval import open_retriever
+
+    key = (config.data.data_dir, config.retrieval.store)
+    if key not in _RETRIEVERS:
+        _RETRIEVERS[key] = open_retriever(config)
+    found = _RETRIEVERS[key].retrieve(query, k=k)
+    return [{"id": hit.passage.id, "kind": hit.passage.kind, "title": hit.passage.title, "text": hit.passage.text,
+             "score": float(hit.score), "how": hit.how} for hit in found.hits]
+
+
 def real_sanitize(text: str) -> str:
     from carexpert.chat.sanitize import sanitize_output
 
@@ -115,6 +134,7 @@ class Services:
     chat_session: Callable[[Config, str | None], Any] = real_chat_session
     add_eval_case: Callable[[Config, str, str, str], str] = real_add_eval_case
     sanitize: Callable[[str], str] = real_sanitize
+    kb_search: Callable[[Config, str, int], list[dict[str, Any]]] = real_kb_search
     model_shape: Callable[[str], Awaitable[Any]] = real_model_shape
     gpu_poll_seconds: float = 2.0
     runs_poll_seconds: float = 1.0
