@@ -97,7 +97,16 @@ settle something briefly new one cars car vehicle vehicles model""".split())
 _WORD = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 _MONEY = re.compile(r"\$\s?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(k\b|thousand)?", re.IGNORECASE)
 ENTITY_SCORE = 1000.0  # named things rank above every full-text hit
+FTS_POOL = 12          # extra full-text candidates re-ranked with the bonuses below
+LINK_BONUS = 20.0      # a concept that explains a named vehicle's gearbox, drivetrain or powertrain
+TITLE_BONUS = 10.0     # the passage's title written out in the question ("what is a manual transmission?")
 TokenCounter = Callable[[str], int]
+
+
+def _title_in(title: str, lowered_question: str) -> bool:
+    """The question spells out the title ('manual transmission'), or every item of an 'A vs B' title."""
+    items = [" ".join(_WORD.findall(re.sub(r"^(a|an|the) ", "", part.strip().lower()))) for part in title.split(" vs ")]
+    return all(item and f" {item} " in lowered_question for item in items)
 
 
 def estimate_tokens(text: str) -> int:
@@ -155,19 +164,36 @@ class Retriever:
             unknown = UnknownVehicle(match.unknown.text, tuple(suggestions[key.id] for key in keys
                                                                if key.id in suggestions))
         if len(hits) < k:
-            terms = self._query_terms(question)
+            hits += self._text_hits(question, named, {h.passage.id for h in hits}, k - len(hits))
+        if len(hits) < k and not named and unknown is None:  # a question about no named car: vehicle rows too
             seen = {h.passage.id for h in hits}
-            for passage, score in self.store.search(terms, k + len(hits)):
-                if len(hits) >= k:
-                    break
+            for passage, score in self.store.search(self._query_terms(question), k - len(hits), vehicles=True):
                 if passage.id not in seen and score >= self.min_score:
                     hits.append(Hit(passage, score, "text"))
-                    seen.add(passage.id)
-            if len(hits) < k and not named and unknown is None:
-                for passage, score in self.store.search(terms, k - len(hits), vehicles=True):
-                    if passage.id not in seen and score >= self.min_score:
-                        hits.append(Hit(passage, score, "text"))
         return Retrieval(question, self._fit(hits[:k]), unknown)
+
+    def _text_hits(self, question: str, named: list, seen: set[str], wanted: int) -> list[Hit]:
+        """bm25 over the topic passages, re-ranked: a concept that explains the aspect asked about of a named
+        vehicle ('what gearbox does the Outback have?' -> CVT) first, then passages whose title the question spells out."""
+        from carexpert.knowledge.passages import LINK_WORDS
+
+        words = _WORD.findall(question.lower())
+        asked = {aspect for aspect, vocabulary in LINK_WORDS.items() if vocabulary.intersection(words)}
+        linked = {pid for aspect, pid in self.store.links(n.key.id for n in named) if aspect in asked}
+        lowered = " " + " ".join(words) + " "
+        scores: dict[str, float] = {}
+        found: dict[str, Passage] = {}
+        for passage, score in self.store.search(self._query_terms(question), wanted + len(seen) + FTS_POOL):
+            if passage.id in seen or score < self.min_score:
+                continue
+            if _title_in(passage.title, lowered):
+                score += TITLE_BONUS
+            scores[passage.id], found[passage.id] = score, passage
+        for pid, passage in self.store.passages(linked - seen).items():
+            scores[pid] = scores.get(pid, 0.0) + LINK_BONUS
+            found[pid] = passage
+        best = sorted(scores, key=lambda pid: -scores[pid])[:wanted]
+        return [Hit(found[pid], scores[pid], "text") for pid in best]
 
     def _fit(self, hits: list[Hit]) -> tuple[Hit, ...]:
         """Keep hits in rank order while they fit the token budget (the best one always stays)."""

@@ -126,16 +126,59 @@ def interval_text(entry: MaintenanceItem) -> str:
 
 
 def maintenance_passage(entry: MaintenanceItem) -> Passage:
-    title = capitalize_first(entry.item)
+    title = capitalize_first(re.sub(r"^(a|an|the) ", "", entry.item))
     parts = [f"{title}: {interval_text(entry)}", entry.interval_note, entry.explanation,
              "Warning signs: " + "; ".join(entry.signs) + ".", f"If skipped: {entry.neglect}"]
     return Passage(entry.fact_id, "maintenance", title, " ".join(p.strip() for p in parts if p.strip()))
 
 
-def budget_passage(tiers: Sequence[BudgetTier]) -> Passage:
-    """Every tier's label and advice (the stored passage; a question naming a budget gets ``budget_answer_passage``)."""
-    text = "Budget tiers for a car purchase. " + " ".join(f"{capitalize_first(t.label)}: {t.advice}" for t in tiers)
-    return Passage(BUDGET_ID, "buying", BUDGET_TITLE, text)
+def budget_passage(topic: Concept | None, tiers: Sequence[BudgetTier]) -> Passage:
+    """How to set a budget (the buying topic of that id) and the tiers' price bands.
+
+    This is the stored passage; a question that names an amount gets ``budget_answer_passage``
+    instead, with that tier's advice and the store's cars at or under the amount.
+    """
+    base = concept_passage(topic).text if topic is not None else ""
+    bands = "Budget tiers: " + "; ".join(t.label for t in tiers) + "."
+    return Passage(BUDGET_ID, "buying", concept_title(topic) if topic else BUDGET_TITLE, f"{base} {bands}".strip())
+
+
+def search_keys(concept: Concept) -> str:
+    """Words the full-text index weighs above the body: the topic, the things compared, the key terms."""
+    return " ".join([concept.topic, *concept.compare, *concept.key_terms])
+
+
+# Which concept explains a vehicle's drivetrain, powertrain and induction (its gearbox: transmission_concept).
+POWERTRAIN_CONCEPTS = {"electric": "battery-electric-vehicle", "hybrid": "hybrid-vehicle",
+                       "plug-in hybrid": "plug-in-hybrid", "mild hybrid": "mild-hybrid"}
+INDUCTION_CONCEPTS = {"turbocharged": "turbocharger", "twin-turbocharged": "turbocharger",
+                      "supercharged": "supercharger", "naturally aspirated": "naturally-aspirated"}
+
+
+# Words by which a question asks about one of those aspects of a named vehicle.
+LINK_WORDS = {
+    "gearbox": {"transmission", "transmissions", "gearbox", "gear", "gears", "automatic", "manual", "cvt", "shift",
+                "shifts", "stick", "dct", "dual-clutch", "ecvt"},
+    "drivetrain": {"drivetrain", "wheels", "awd", "4wd", "fwd", "rwd", "all-wheel", "four-wheel", "front-wheel",
+                   "rear-wheel", "4x4", "driven"},
+    "powertrain": {"hybrid", "electric", "ev", "plug-in", "phev", "hev", "bev", "battery", "powertrain"},
+    "induction": {"turbo", "turbocharged", "turbocharger", "supercharged", "supercharger", "aspirated", "boost"},
+}
+
+
+def vehicle_links(knowledge: Knowledge, vehicle: Vehicle) -> list[tuple[str, str]]:
+    """(aspect, fact id) of the concepts that explain this vehicle's gearbox, drivetrain, powertrain, induction."""
+    from carexpert.dataset.gen_vehicle_topics import DRIVETRAIN_CONCEPTS, transmission_concept
+
+    known = {c.id for c in knowledge.concepts}
+    gearbox = transmission_concept(knowledge, vehicle)
+    links = [("gearbox", gearbox.fact_id)] if gearbox else []
+    for aspect, concept_id in (("drivetrain", DRIVETRAIN_CONCEPTS.get(vehicle.drivetrain)),
+                               ("powertrain", POWERTRAIN_CONCEPTS.get(vehicle.powertrain)),
+                               ("induction", INDUCTION_CONCEPTS.get(vehicle.induction))):
+        if concept_id in known:
+            links.append((aspect, f"concept:{concept_id}"))
+    return links
 
 
 def budget_pick_text(vehicle: Vehicle, segments: Mapping[str, str]) -> str:

@@ -30,7 +30,7 @@ from carexpert.knowledge.loading import parse_vehicle_rows
 from carexpert.knowledge.types import KNOWLEDGE_DIR, VEHICLE_COLUMNS, Knowledge, Vehicle
 from carexpert.retrieval import Passage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 BUILTIN = "builtin"
 VEHICLE_SUFFIXES = (".csv", ".jsonl")
 NOTE_SUFFIXES = (".txt", ".md", ".markdown")
@@ -38,15 +38,17 @@ _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sources (name TEXT PRIMARY KEY, kind TEXT NOT NULL, hash TEXT NOT NULL, content TEXT NOT NULL);
 CREATE TABLE passages (rowid INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, kind TEXT NOT NULL, title TEXT NOT NULL,
-                       text TEXT NOT NULL, source TEXT NOT NULL);
+                       text TEXT NOT NULL, source TEXT NOT NULL, keys TEXT NOT NULL DEFAULT '');
 CREATE TABLE vehicles (id TEXT PRIMARY KEY, make TEXT NOT NULL, model TEXT NOT NULL, year INTEGER NOT NULL,
                        trim TEXT NOT NULL, segment TEXT NOT NULL, msrp INTEGER, ord INTEGER NOT NULL,
                        row TEXT NOT NULL, source TEXT NOT NULL);
 CREATE INDEX vehicles_by_price ON vehicles (segment, msrp);
+CREATE TABLE links (vehicle TEXT NOT NULL, aspect TEXT NOT NULL, passage TEXT NOT NULL, source TEXT NOT NULL);
+CREATE INDEX links_by_vehicle ON links (vehicle);
 CREATE TABLE words (word TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE VIRTUAL TABLE fts_topics USING fts5 (title, text, content='passages', content_rowid='rowid',
+CREATE VIRTUAL TABLE fts_topics USING fts5 (title, keys, text, content='passages', content_rowid='rowid',
                                              tokenize='porter unicode61');
-CREATE VIRTUAL TABLE fts_vehicles USING fts5 (title, text, content='passages', content_rowid='rowid',
+CREATE VIRTUAL TABLE fts_vehicles USING fts5 (title, keys, text, content='passages', content_rowid='rowid',
                                                tokenize='porter unicode61');
 """
 
@@ -140,7 +142,7 @@ class KnowledgeStore:
         table = "fts_vehicles" if vehicles else "fts_topics"
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         rows = self._rows(
-            f"SELECT p.id, p.kind, p.title, p.text, bm25({table}, 4.0, 1.0) AS rank FROM {table} "
+            f"SELECT p.id, p.kind, p.title, p.text, bm25({table}, 4.0, 2.0, 1.0) AS rank FROM {table} "
             f"JOIN passages p ON p.rowid = {table}.rowid WHERE {table} MATCH ? ORDER BY rank LIMIT ?", (match, limit))
         return [(Passage(*row[:4]), -float(row[4])) for row in rows]
 
@@ -163,6 +165,13 @@ class KnowledgeStore:
             args.append(segment)
         rows = self._rows(sql + " ORDER BY msrp DESC, id", args)
         return [Vehicle(**json.loads(row[0])) for row in rows]
+
+    def links(self, vehicle_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """(aspect, passage id) of the concepts that explain these vehicles' gearbox, drivetrain, powertrain, induction."""
+        ids = list(vehicle_ids)
+        marks = ",".join("?" * len(ids))
+        return [tuple(row) for row in self._rows(f"SELECT aspect, passage FROM links WHERE vehicle IN ({marks})", ids)] \
+            if ids else []
 
     def words(self) -> set[str]:
         return {row[0] for row in self._rows("SELECT word FROM words")}
@@ -277,11 +286,12 @@ def needs_schema_reset(path: Path) -> bool:
 
 def _delete_source(db: sqlite3.Connection, name: str) -> None:
     for table in ("fts_topics", "fts_vehicles"):
-        db.execute(f"INSERT INTO {table}({table}, rowid, title, text) "
-                   f"SELECT 'delete', rowid, title, text FROM passages WHERE source = ? "
+        db.execute(f"INSERT INTO {table}({table}, rowid, title, keys, text) "
+                   f"SELECT 'delete', rowid, title, keys, text FROM passages WHERE source = ? "
                    f"AND (kind = 'vehicle') = ?", (name, table == "fts_vehicles"))
     db.execute("DELETE FROM passages WHERE source = ?", (name,))
     db.execute("DELETE FROM vehicles WHERE source = ?", (name,))
+    db.execute("DELETE FROM links WHERE source = ?", (name,))
     db.execute("DELETE FROM sources WHERE name = ?", (name,))
 
 
@@ -289,13 +299,19 @@ def _insert_source(db: sqlite3.Connection, source: Source, knowledge: Knowledge)
     from carexpert.knowledge import passages as text
 
     vehicles: Sequence[Vehicle] = ()
+    keys: dict[str, str] = {}
     if source.kind == BUILTIN:
         vehicles = knowledge.vehicles
         items = [text.vehicle_passage(v, knowledge.segments) for v in vehicles]
         items += [text.concept_passage(c, knowledge) for c in knowledge.concepts]
         items += [text.maintenance_passage(m) for m in knowledge.maintenance]
         items += [text.concept_passage(t, knowledge) for t in knowledge.buying_topics if t.fact_id != text.BUDGET_ID]
-        items.append(text.budget_passage(knowledge.budget_tiers))
+        budget_topic = next((t for t in knowledge.buying_topics if t.fact_id == text.BUDGET_ID), None)
+        items.append(text.budget_passage(budget_topic, knowledge.budget_tiers))
+        for concept in (*knowledge.concepts, *knowledge.buying_topics):
+            keys[concept.fact_id] = text.search_keys(concept)
+        for entry in knowledge.maintenance:
+            keys[entry.fact_id] = " ".join([entry.item, entry.action, *entry.key_terms])
     elif source.kind == "vehicles":
         vehicles = parse_vehicle_source(source, knowledge)
         items = [text.vehicle_passage(v, knowledge.segments) for v in vehicles]
@@ -312,11 +328,15 @@ def _insert_source(db: sqlite3.Connection, source: Source, knowledge: Knowledge)
         db.execute("INSERT INTO vehicles VALUES (?,?,?,?,?,?,?,?,?,?)",
                    (v.id, v.make, v.model, v.model_year, v.trim, v.segment, v.msrp_usd, start + offset,
                     json.dumps(row), source.name))
+        for aspect, link in text.vehicle_links(knowledge, v):
+            db.execute("INSERT INTO links VALUES (?,?,?,?)", (v.id, aspect, link, source.name))
     for p in items:
-        cursor = db.execute("INSERT INTO passages (id, kind, title, text, source) VALUES (?,?,?,?,?)",
-                            (p.id, p.kind, p.title, p.text, source.name))
+        key_text = keys.get(p.fact_id, "")
+        cursor = db.execute("INSERT INTO passages (id, kind, title, text, source, keys) VALUES (?,?,?,?,?,?)",
+                            (p.id, p.kind, p.title, p.text, source.name, key_text))
         table = "fts_vehicles" if p.kind == "vehicle" else "fts_topics"
-        db.execute(f"INSERT INTO {table}(rowid, title, text) VALUES (?,?,?)", (cursor.lastrowid, p.title, p.text))
+        db.execute(f"INSERT INTO {table}(rowid, title, keys, text) VALUES (?,?,?,?)",
+                   (cursor.lastrowid, p.title, key_text, p.text))
     db.execute("INSERT INTO sources VALUES (?,?,?,?)", (source.name, source.kind, source.hash, source.content))
 
 
