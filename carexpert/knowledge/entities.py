@@ -21,11 +21,11 @@ TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-./'’][A-Za-z0-9]+)*")
 YEAR = re.compile(r"^(19[5-9]\d|20[0-4]\d)$")
 # Nicknames people use for makes, as compact (lower-case, no punctuation) strings.
 MAKE_ALIASES = {"chevy": "chevrolet", "vw": "volkswagen", "merc": "mercedesbenz", "mercedes": "mercedesbenz",
-                "benz": "mercedesbenz", "caddy": "cadillac", "bimmer": "bmw", "beemer": "bmw", "hyundai": "hyundai"}
+                "benz": "mercedesbenz", "caddy": "cadillac", "bimmer": "bmw", "beemer": "bmw"}
 # Nicknames for models (compact alias -> compact model name), applied when that model is in the store.
 MODEL_ALIASES = {"vette": "corvette", "stingray": "corvette", "miata": "mx5miata", "mx5": "mx5miata",
                  "mache": "mustangmache", "supra": "grsupra", "typer": "civictyper", "gti": "golfgti",
-                 "f150": "f150", "ram": "1500", "bolt": "boltev", "lightning": "f150lightning"}
+                 "lightning": "f150lightning"}
 # Words that occur in model names but do not name a model on their own.
 GENERIC = {"hybrid", "plug", "plugin", "prime", "ev", "euv", "electric", "type", "model", "grand", "sport", "base",
            "limited", "new", "the", "series", "class", "one", "gr", "long", "range", "standard", "classic", "select",
@@ -39,7 +39,14 @@ there these they this those through to too under until up very was we were what 
 will with would you your yours yourself hey hi hello please thanks thank ok okay quick simple question tell explain
 give name list compare recommend suggest estimate settle help need want know think best better good bad worth vs
 versus yes yeah sure i'm i've i'd what's how's it's that's there's don't doesn't isn't aren't can't won't""".split())
+# Words for kinds of vehicle: "a 2023 Toyota SUV" names no model.
+VEHICLE_WORDS = {"suv", "suvs", "sedan", "sedans", "truck", "trucks", "pickup", "pickups", "hybrid", "hybrids", "ev",
+                 "evs", "car", "cars", "model", "models", "lineup", "crossover", "crossovers", "minivan", "minivans",
+                 "coupe", "wagon", "hatchback", "convertible", "van", "vans", "vehicle", "vehicles", "dealer",
+                 "dealership", "warranty", "engine", "engines", "electric", "plug-in", "phev", "awd", "4wd", "or", "and"}
+ARTICLES = {"the", "a", "an", "my", "our", "his", "her", "their", "your"}
 MAX_NAME_TOKENS = 4
+MAX_AMBIGUOUS = 3
 
 
 @dataclass(frozen=True)
@@ -148,10 +155,13 @@ class EntityIndex:
         result = EntityMatch()
         seen: set[str] = set()
         for position, candidates, exactness in mentions:
-            named = self._resolve(tokens, position, candidates, makes, exactness, used)
-            if named and named.key.id not in seen:
-                seen.add(named.key.id)
-                result.vehicles.append(named)
+            # an ambiguous name ("Ioniq": Ioniq 5 and Ioniq 6) brings each model it may mean
+            groups = [candidates] if len(candidates) == 1 else [{c} for c in sorted(candidates)][:MAX_AMBIGUOUS]
+            for group in groups:
+                named = self._resolve(tokens, position, group, makes, exactness * (1 if len(groups) == 1 else 0.95), used)
+                if named and named.key.id not in seen:
+                    seen.add(named.key.id)
+                    result.vehicles.append(named)
         result.unknown = self._unknown(tokens, used, makes, tuple(n.key.id for n in result.vehicles))
         return result
 
@@ -286,7 +296,8 @@ class EntityIndex:
             if used[i] and i not in makes:
                 continue
             if i in makes:  # a known make followed by a name the store lacks: "Toyota Zephyr GT"
-                end = self._name_end(tokens, used, i + 1, makes, first_known_ok=True, make=makes[i])
+                dated = i > 0 and bool(YEAR.match(tokens[i - 1].text))  # "2015 Honda Fit": a name, though 'fit' is a word
+                end = self._name_end(tokens, used, i + 1, makes, dated=dated, make=makes[i])
                 if end > i + 1:
                     return UnknownName(self._text(tokens, i, end, year_before=True), makes[i], near)
                 continue
@@ -295,25 +306,31 @@ class EntityIndex:
                 if end > i + 1:
                     return UnknownName(self._text(tokens, i, end), None, near)
                 continue
-            if self._is_unknown_word(t) and not used[i]:  # "the Kestrel Motors Arrow S"
+            if self._is_unknown_word(t) and not used[i]:  # "the Kestrel Motors Arrow S", "Veltron Aero GT"
                 end = self._name_end(tokens, used, i, makes)
-                if end >= i + 2:
+                introduced = i > 0 and tokens[i - 1].compact in ARTICLES
+                coded = any(x.text.isupper() and len(x.text) >= 2 or any(c.isdigit() for c in x.text)
+                            for x in tokens[i + 1:end])
+                if end >= i + 2 and (introduced or coded):
                     return UnknownName(self._text(tokens, i, end, year_before=True), None, near)
         return None
 
     def _name_end(self, tokens: Sequence[_Token], used: list[bool], start: int, makes: dict[int, str],
-                  first_known_ok: bool = False, make: str | None = None) -> int:
+                  dated: bool = False, make: str | None = None) -> int:
         """End of a made-up name starting at ``start`` (== start when there is none)."""
         if start >= len(tokens) or used[start] or start in makes:
             return start
         first = tokens[start]
         prefix = make is not None and first.compact in self.model_words.get(make, set())
-        if not (self._is_unknown_word(first) or (prefix and start + 1 < len(tokens) and tokens[start + 1].capitalized)):
+        plain_name = dated and first.capitalized and first.compact not in VEHICLE_WORDS | STOPWORDS
+        if not (self._is_unknown_word(first) or plain_name
+                or (prefix and start + 1 < len(tokens) and tokens[start + 1].capitalized)):
             return start
         end = start + 1
         while end < len(tokens) and end - start < MAX_NAME_TOKENS and not used[end] and end not in makes:
             t = tokens[end]
-            if not (t.capitalized or t.compact.isdigit()) or YEAR.match(t.text) or t.compact in STOPWORDS:
+            if not (t.capitalized or t.compact.isdigit()) or YEAR.match(t.text) or t.compact in STOPWORDS \
+                    or ("-" in t.text and t.compact.isdigit()) or (t.compact in VEHICLE_WORDS and not t.text.isupper()):
                 break
             end += 1
         if prefix and end == start + 1:
@@ -322,7 +339,7 @@ class EntityIndex:
 
     def _is_unknown_word(self, t: _Token) -> bool:
         word = t.compact
-        if not t.capitalized or not word or YEAR.match(t.text) or word in STOPWORDS:
+        if not t.capitalized or not word or YEAR.match(t.text) or word in STOPWORDS or word in VEHICLE_WORDS:
             return False
         if any(c.isdigit() for c in word):
             return word not in self.exact and any(c.isalpha() for c in word)
@@ -335,11 +352,14 @@ class EntityIndex:
         return " ".join(t.text for t in tokens[start:end])
 
     def suggestions(self, unknown: UnknownName, limit: int = 2) -> list[VehicleKey]:
-        """Closest real vehicles: the same make (most similar model name first), else the ones named beside it."""
+        """Closest real vehicles: of the same make (a similar model name, then the year asked, then table
+        order), else the real vehicles the question names beside it."""
         if unknown.make:
+            words = [compact(w) for w in unknown.text.split()]
+            year = next((int(w) for w in words if YEAR.match(w)), None)
+            asked = "".join(w for w in words if not YEAR.match(w) and w != compact(unknown.make))
             rows = [rows[0] for (make, _), rows in self.rows.items() if make == unknown.make]
-            name = compact(unknown.text)
-            rows.sort(key=lambda k: (-fuzz.partial_ratio(compact(k.model), name), k.order))
+            rows.sort(key=lambda k: (-(fuzz.ratio(compact(k.model), asked) >= 60), -(k.year == year), k.order))
             return rows[:limit]
         by_id = {k.id: k for k in self.keys} if unknown.near else {}
         return [by_id[i] for i in unknown.near if i in by_id][:limit]

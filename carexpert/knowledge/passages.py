@@ -227,24 +227,43 @@ def _note(stem: str, number: int, title: str, paragraphs: Iterable[str]) -> Pass
 
 
 def _sections(text: str) -> list[tuple[str, list[str]]]:
-    """(heading, paragraphs) in order; a paragraph is text between blank lines, joined onto one line."""
+    """(heading path, paragraphs) in order: 'Van 12 / Service' for a '## Service' under '# Van 12'; a paragraph
+    is the text between blank lines, joined onto one line, and a long one is cut at sentence ends."""
     sections: list[tuple[str, list[str]]] = [("", [])]
     paragraph: list[str] = []
+    path: list[tuple[int, str]] = []
 
     def flush() -> None:
         if paragraph:
-            sections[-1][1].append(" ".join(paragraph))
+            sections[-1][1].extend(_cut(" ".join(paragraph)))
             paragraph.clear()
 
     for raw in text.splitlines():
         line = raw.strip()
-        heading = re.match(r"^#{1,6}\s+(.*?)\s*#*$", line)
+        heading = re.match(r"^(#{1,6})\s+(.*?)\s*#*$", line)
         if heading:
             flush()
-            sections.append((heading.group(1).strip(), []))
+            level = len(heading.group(1))
+            path = [(lvl, name) for lvl, name in path if lvl < level] + [(level, heading.group(2).strip())]
+            sections.append((" / ".join(name for _, name in path), []))
         elif not line:
             flush()
         else:
             paragraph.append(re.sub(r"^[-*+]\s+", "", line))
     flush()
     return [(h, p) for h, p in sections if p]
+
+
+def _cut(paragraph: str) -> list[str]:
+    """A paragraph longer than NOTE_WORDS as pieces of whole sentences."""
+    if len(paragraph.split()) <= NOTE_WORDS:
+        return [paragraph]
+    pieces, current = [], []
+    for sentence in re.split(r"(?<=[.!?])\s+", paragraph):
+        if current and len(" ".join(current).split()) + len(sentence.split()) > NOTE_WORDS:
+            pieces.append(" ".join(current))
+            current = []
+        current.append(sentence)
+    if current:
+        pieces.append(" ".join(current))
+    return pieces

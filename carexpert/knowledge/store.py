@@ -214,12 +214,13 @@ def needs_build(path: Path) -> bool:
     return not schema or int(schema[0]) != SCHEMA_VERSION or not row or row[0] != builtin_hash()
 
 
-def build_store(path: str | os.PathLike, knowledge: Knowledge | None = None, *,
-                add: Sequence[Source] = (), remove: Sequence[str] = ()) -> dict[str, str]:
+def build_store(path: str | os.PathLike, knowledge: Knowledge | None = None, *, add: Sequence[Source] = (),
+                remove: Sequence[str] = (), force: bool = False) -> dict[str, str]:
     """Bring the store up to date (atomically); returns {source: 'built' | 'kept' | 'removed'}.
 
     The builtin source is rebuilt when its hash changed; ``add`` puts (or replaces) imported
-    sources; ``remove`` drops imported sources by name. Imports already in the store are kept.
+    sources; ``remove`` drops imported sources by name; imports already in the store are kept
+    (also through ``force``, which rebuilds every source from scratch, and a schema change).
     """
     from carexpert.knowledge.loading import load_knowledge
 
@@ -227,24 +228,20 @@ def build_store(path: str | os.PathLike, knowledge: Knowledge | None = None, *,
     path = Path(path)
     knowledge = knowledge or load_knowledge()
     wanted = {BUILTIN: Source(BUILTIN, BUILTIN, "", builtin_hash())}
-    old_sources: dict[str, Source] = {}
-    reusable = path.exists() and not needs_schema_reset(path)
-    if reusable:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            for name, kind, digest, content in db.execute("SELECT name, kind, hash, content FROM sources"):
-                old_sources[name] = Source(name, kind, content, digest)
+    old_sources = _stored_sources(path)
     for name, source in old_sources.items():
         if name != BUILTIN and name not in remove:
             wanted[name] = source
     for source in add:
         wanted[source.name] = source
-    report: dict[str, str] = {}
-    changed = [s for s in wanted.values() if old_sources.get(s.name) is None or old_sources[s.name].hash != s.hash]
-    dropped = [name for name in old_sources if name not in wanted]
-    for name in wanted:
-        report[name] = "built" if any(s.name == name for s in changed) else "kept"
-    for name in dropped:
-        report[name] = "removed"
+    reusable = path.exists() and not force and not needs_schema_reset(path)
+    if reusable:
+        changed = [s for s in wanted.values() if s.name not in old_sources or old_sources[s.name].hash != s.hash]
+        dropped = [name for name in old_sources if name not in wanted]
+    else:
+        changed, dropped = list(wanted.values()), []
+    report = {name: "built" if any(s.name == name for s in changed) else "kept" for name in wanted}
+    report.update({name: "removed" for name in old_sources if name not in wanted})
     if reusable and not changed and not dropped:
         return report
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,25 +251,35 @@ def build_store(path: str | os.PathLike, knowledge: Knowledge | None = None, *,
     try:
         if reusable:
             shutil.copyfile(path, temp)
-            db = sqlite3.connect(temp)
         else:
             temp.unlink()
-            db = sqlite3.connect(temp)
-            db.executescript(_SCHEMA)
-            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        with contextlib.closing(db):
+        with contextlib.closing(sqlite3.connect(temp)) as db:
+            if not reusable:
+                db.executescript(_SCHEMA)
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             with db:
                 for name in [*dropped, *(s.name for s in changed)]:
                     _delete_source(db, name)
                 for source in sorted(changed, key=lambda s: s.name != BUILTIN):
                     _insert_source(db, source, knowledge)
                 _refresh_words(db)
-            db.execute("VACUUM") if not reusable else None
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return report
+
+
+def _stored_sources(path: Path) -> dict[str, Source]:
+    """The sources an existing store holds (empty when there is none or it cannot be read)."""
+    if not path.exists():
+        return {}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT name, kind, hash, content FROM sources").fetchall()
+    except sqlite3.DatabaseError:
+        return {}
+    return {name: Source(name, kind, content, digest) for name, kind, digest, content in rows}
 
 
 def needs_schema_reset(path: Path) -> bool:
