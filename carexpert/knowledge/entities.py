@@ -156,10 +156,11 @@ class EntityIndex:
         seen: set[str] = set()
         for position, candidates, exactness in mentions:
             # an ambiguous name ("Ioniq": Ioniq 5 and Ioniq 6) brings each model it may mean
-            groups = [candidates] if len(candidates) == 1 else [{c} for c in sorted(candidates)][:MAX_AMBIGUOUS]
-            for group in groups:
-                named = self._resolve(tokens, position, group, makes, exactness * (1 if len(groups) == 1 else 0.95), used)
-                if named and named.key.id not in seen:
+            groups = [candidates] if len(candidates) == 1 else [{c} for c in sorted(candidates)]
+            found = [self._resolve(tokens, position, group, makes, exactness * (1 if len(groups) == 1 else 0.95), used)
+                     for group in groups]
+            for named in sorted((n for n in found if n), key=lambda n: -n.score)[:MAX_AMBIGUOUS]:
+                if named.key.id not in seen:
                     seen.add(named.key.id)
                     result.vehicles.append(named)
         result.unknown = self._unknown(tokens, used, makes, tuple(n.key.id for n in result.vehicles))
