@@ -82,7 +82,8 @@ class DataConfig:
     holdout_fact_fraction: float = setting(
         0.1, "Share of whole facts (e.g. a vehicle's specs) kept entirely out of training, so evaluation "
         "also asks about things the model never saw.", min=0.0, max=0.5)
-    max_length: int = setting(512, "Longest example in tokens (prompt + answer).", min=32, max=32768)
+    max_length: int = setting(1024, "Longest example in tokens (prompt with its retrieved passages + answer).",
+                              min=32, max=32768)
     skip_bad_records: bool = setting(
         False, "Skip malformed records in a user dataset (and say how many) instead of refusing to start.")
     data_dir: str = setting("data", "Where 'carexpert data build' writes train/validation/test files.",
@@ -154,7 +155,8 @@ class RetrievalConfig:
         "evaluation, chat, serving).")
     top_k: int = setting(3, "Passages put into each prompt, best first.", min=1, max=20)
     max_context_tokens: int = setting(
-        384, "Most tokens of retrieved text in one prompt; lower-ranked passages are dropped to fit.",
+        512, "Most tokens of retrieved text in one prompt (about 4 characters a token); lower-ranked passages "
+        "are dropped to fit.",
         min=32, max=8192)
     min_score: float = setting(
         0.0, "Drop full-text hits scoring below this (0 = keep every hit; entity matches always count).",

@@ -76,8 +76,10 @@ def ground_record(record: Mapping[str, Any], retriever: RetrieverLike, plan: Gro
     oracles = _oracles(fact_ids, retriever, plan.top_k)
     out = dict(record)
     if any(f.startswith(_FICTIONAL_PREFIX) for f in fact_ids) and record.get("expect_refusal"):
-        context = [p for p in hits if p.fact_id not in fact_ids][: plan.top_k]
-        if not any(f.startswith(_VEHICLE_PREFIX) for f in fact_ids):  # a lone made-up model, not a comparison
+        # A made-up model, perhaps beside a real one whose figures the answer gives: keep the real one's passage.
+        real = [p for p in oracles if p.kind == "vehicle"]
+        context = real + [p for p in hits if p not in real][: plan.top_k - len(real)]
+        if not real:  # a lone made-up model, not a comparison
             out["output"] = guard_refusal(_named(record, retrieval, fact_ids), _vehicles(context))
         return _with_context(out, context, REFUSAL)
     if not oracles:

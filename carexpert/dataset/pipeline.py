@@ -120,11 +120,29 @@ def prepare_training(built: BuiltData, tokenizer: Any, max_length: int) -> Prepa
 # -- thin wrappers over a carexpert.config.Config ---------------------------------------------------
 
 def build_from_config(config: Any, tokenizer: Any = None) -> BuiltData:
+    """The configured splits; with retrieval on, train and validation records carry their passages."""
     data = config.data
-    return build_data(data.dataset, num_examples=data.num_examples, validation_fraction=data.validation_fraction,
-                      test_fraction=data.test_fraction, holdout_fact_fraction=data.holdout_fact_fraction,
-                      seed=config.train.seed, tokenizer=tokenizer, max_length=data.max_length,
-                      skip_bad_records=data.skip_bad_records)
+    built = build_data(data.dataset, num_examples=data.num_examples, validation_fraction=data.validation_fraction,
+                       test_fraction=data.test_fraction, holdout_fact_fraction=data.holdout_fact_fraction,
+                       seed=config.train.seed, tokenizer=tokenizer, max_length=data.max_length,
+                       skip_bad_records=data.skip_bad_records)
+    if config.retrieval.enabled:
+        ground_built(built, config)
+    return built
+
+
+def ground_built(built: BuiltData, config: Any) -> None:
+    """Give train and validation records retrieved context (``carexpert.dataset.grounding``), in place."""
+    from carexpert.dataset.grounding import GroundingPlan, ground_records
+    from carexpert.retrieval import open_retriever
+
+    retriever = open_retriever(config)
+    held_out = {f for r in built.splits["test"] if r.get("holdout") == "fact" for f in r.get("fact_ids", ())}
+    plan = GroundingPlan(top_k=config.retrieval.top_k, seed=config.train.seed)
+    for name in ("train", "validation"):
+        built.splits[name] = ground_records(built.splits[name], retriever, plan, held_out)
+    built.meta["grounding"] = {"top_k": plan.top_k, "distractor_only_share": plan.distractor_only_share,
+                               "held_out_passages": len(held_out)}
 
 
 def write_from_config(config: Any, directory: str | Path | None = None) -> tuple[BuiltData, dict[str, Any]]:
