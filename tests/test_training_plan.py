@@ -69,7 +69,7 @@ def test_oom_advice_follows_the_runs_own_settings():
     assert advice[0]["text"].startswith("batch_size 4 → 2 with grad_accum 4 → 8 keeps the effective batch of 16")
     assert config_set_command(advice[0]) == "carexpert config set train.batch_size=2 train.grad_accum=8"
     assert {"train.gradient_checkpointing": "on"} in [a["changes"] for a in advice]
-    assert {"data.max_length": 384} in [a["changes"] for a in advice]
+    assert {"data.max_length": 768} in [a["changes"] for a in advice]
     assert {"lora.r": 32} in [a["changes"] for a in advice]
     folded = oom_advice(config, micro_batch=16, grad_accum=1, gradient_checkpointing=True)
     assert folded[0]["changes"] == {"train.auto_micro_batch": False}

@@ -31,6 +31,7 @@ def tiny_config(model_dir: Path, dataset: Path, **train) -> Config:
     config.data.dataset = str(dataset)
     config.data.max_length = 192
     config.data.validation_fraction = 0.2
+    config.retrieval.enabled = False  # the mechanics under test; tests/test_grounded_training.py trains with passages
     config.lora.r = 8
     config.lora.alpha = 16
     config.train.batch_size = 2
