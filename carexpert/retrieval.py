@@ -232,16 +232,9 @@ class Retriever:
                 segment = key
                 break
         tier = next((t for t in self._tiers if budget <= t.max_usd), self._tiers[-1])
-        fits = self.store.priced_vehicles(budget, segment)
+        picks = self.store.priced_vehicles(budget, segment, limit=4 if segment else 6)
         if segment is None:  # one per segment, the priciest that fits (as the generator's budget answers pick)
-            picks, segments = [], set()
-            for vehicle in fits:
-                if vehicle.segment not in segments:
-                    picks.append(vehicle)
-                    segments.add(vehicle.segment)
-            picks = sorted(picks[:6], key=lambda v: v.msrp_usd or 0)
-        else:
-            picks = fits[:4]
+            picks.sort(key=lambda v: v.msrp_usd or 0)
         return budget_answer_passage(tier, budget, self._segments.get(segment) if segment else None, picks,
                                      self._segments)
 

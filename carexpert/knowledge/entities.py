@@ -92,9 +92,18 @@ class _Token:
     start: int
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_TRIM_SPLIT = re.compile(r"[\s()/,]+")
+
+
 def compact(text: str) -> str:
     """'F-150' -> 'f150', 'ID.4' -> 'id4', 'C 300' -> 'c300'."""
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+    return _NOT_ALNUM.sub("", text.lower())
+
+
+def trim_words(trim: str) -> tuple[str, ...]:
+    """'Select (standard range)' -> ('select', 'standard', 'range')."""
+    return tuple(w for w in (compact(part) for part in _TRIM_SPLIT.split(trim)) if w)
 
 
 def tokenize(text: str) -> list[_Token]:
@@ -116,7 +125,9 @@ class EntityIndex:
         self.exact: dict[str, set[tuple[str, str]]] = defaultdict(set)   # compact model name -> (make, model)
         self.alias: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self.model_words: dict[str, set[str]] = defaultdict(set)         # make -> first words of its model names
+        self._trims: dict[str, tuple[tuple[str, ...], str]] = {}
         for key in self.keys:
+            self._trims[key.id] = (trim_words(key.trim), compact(key.trim))
             self.makes[compact(key.make)] = key.make
             self.rows[(key.make, key.model)].append(key)
             self.exact[compact(key.model)].add((key.make, key.model))
@@ -273,10 +284,10 @@ class EntityIndex:
         best: tuple[tuple, VehicleKey] | None = None
         for make, model in candidates:
             for key in self.rows[(make, model)]:
-                trim_words = [compact(w) for w in re.split(r"[\s()/,]+", key.trim) if compact(w)]
-                trim_hits = sum(1 for w in trim_words if w in following and w not in ("base",))
-                if trim_words and compact(key.trim) in following:
-                    trim_hits = max(trim_hits, len(trim_words))
+                words, whole = self._trims[key.id]
+                trim_hits = sum(1 for w in words if w in following and w != "base")
+                if words and whole in following:
+                    trim_hits = max(trim_hits, len(words))
                 rank = (key.year == year, trim_hits, -abs(key.year - year) if year else key.year, -key.order)
                 if best is None or rank > best[0]:
                     best = (rank, key)
@@ -284,7 +295,7 @@ class EntityIndex:
             return None
         rank, key = best
         for j, t in enumerate(tokens[end:end + 4], start=end):  # the trim words belong to this mention
-            if rank[1] and t.compact in {compact(w) for w in re.split(r"[\s()/,]+", key.trim)}:
+            if rank[1] and t.compact in self._trims[key.id][0]:
                 used[j] = True
         score = 100.0 * exactness + 10.0 * rank[0] + 3.0 * rank[1] + (5.0 if key.make in makes.values() else 0.0)
         return Named(key, score, i)

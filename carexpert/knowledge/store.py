@@ -30,7 +30,7 @@ from carexpert.knowledge.loading import parse_vehicle_rows
 from carexpert.knowledge.types import KNOWLEDGE_DIR, VEHICLE_COLUMNS, Knowledge, Vehicle
 from carexpert.retrieval import Passage
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUILTIN = "builtin"
 VEHICLE_SUFFIXES = (".csv", ".jsonl")
 NOTE_SUFFIXES = (".txt", ".md", ".markdown")
@@ -43,6 +43,7 @@ CREATE TABLE vehicles (id TEXT PRIMARY KEY, make TEXT NOT NULL, model TEXT NOT N
                        trim TEXT NOT NULL, segment TEXT NOT NULL, msrp INTEGER, ord INTEGER NOT NULL,
                        row TEXT NOT NULL, source TEXT NOT NULL);
 CREATE INDEX vehicles_by_price ON vehicles (segment, msrp);
+CREATE INDEX vehicles_by_segment ON vehicles (segment);
 CREATE TABLE links (vehicle TEXT NOT NULL, aspect TEXT NOT NULL, passage TEXT NOT NULL, source TEXT NOT NULL);
 CREATE INDEX links_by_vehicle ON links (vehicle);
 CREATE TABLE words (word TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -156,14 +157,18 @@ class KnowledgeStore:
         rows = self._rows(f"SELECT row FROM vehicles WHERE id IN ({marks}) ORDER BY ord", ids) if ids else []
         return [Vehicle(**json.loads(row[0])) for row in rows]
 
-    def priced_vehicles(self, budget: int, segment: str | None) -> list[Vehicle]:
-        """Vehicles with a base MSRP at or under the budget (in the segment, when given), priciest first."""
-        sql = "SELECT row FROM vehicles WHERE msrp IS NOT NULL AND msrp <= ?"
-        args: list = [budget]
+    def priced_vehicles(self, budget: int, segment: str | None, limit: int) -> list[Vehicle]:
+        """The priciest vehicles at or under the budget: ``limit`` of the segment, or, with no segment, the
+        priciest of each segment (at most ``limit`` segments, priciest first). Index seeks, so fast at any size."""
         if segment:
-            sql += " AND segment = ?"
-            args.append(segment)
-        rows = self._rows(sql + " ORDER BY msrp DESC, id", args)
+            rows = self._rows("SELECT row FROM vehicles WHERE segment = ? AND msrp IS NOT NULL AND msrp <= ? "
+                              "ORDER BY msrp DESC, id LIMIT ?", (segment, budget, limit))
+        else:
+            rows = []
+            for (name,) in self._rows("SELECT DISTINCT segment FROM vehicles"):
+                rows += self._rows("SELECT row, msrp FROM vehicles WHERE segment = ? AND msrp IS NOT NULL AND msrp <= ? "
+                                   "ORDER BY msrp DESC, id LIMIT 1", (name, budget))
+            rows = sorted(rows, key=lambda row: -row[1])[:limit]
         return [Vehicle(**json.loads(row[0])) for row in rows]
 
     def links(self, vehicle_ids: Iterable[str]) -> list[tuple[str, str]]:
