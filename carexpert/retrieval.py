@@ -15,6 +15,7 @@ Import everything retrieval-related from here (``Passage``, ``Hit``, ``Retrieval
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -93,13 +94,17 @@ _QUERY_STOPWORDS = frozenset("""a about after all also am an and any are as at b
 doing for from get got had has have how i if in into is it its just me more most my no not of on or our out so some
 than that the their them then there these they this those to too up us very was we were what when where which while
 who why will with would you your yours hey hi please thanks tell explain give name list quick simple question
-settle something briefly new one cars car vehicle vehicles model""".split())
+settle something briefly new one cars car vehicle vehicles model should next really need know usual""".split())
+_TITLE_FILLER = frozenset({"a", "an", "the", "vs", "of", "for", "in", "and", "to"})
 _WORD = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 _MONEY = re.compile(r"\$\s?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(k\b|thousand)?", re.IGNORECASE)
 ENTITY_SCORE = 1000.0  # named things rank above every full-text hit
 FTS_POOL = 12          # extra full-text candidates re-ranked with the bonuses below
 LINK_BONUS = 20.0      # a concept that explains a named vehicle's gearbox, drivetrain or powertrain
-TITLE_BONUS = 10.0     # the passage's title written out in the question ("what is a manual transmission?")
+TITLE_BONUS = 10.0     # times the share of the title's words (rarer words weigh more) the question uses
+COMPARE_BONUS = 5.0    # an 'A vs B' passage when the question names every item it compares
+SYNONYMS = {"ev": "electric", "evs": "electric", "stick": "manual", "regen": "regenerative", "4x4": "four-wheel",
+            "gas": "gasoline", "afford": "budget", "lease": "leasing", "mpg": "fuel"}
 TokenCounter = Callable[[str], int]
 
 
@@ -136,6 +141,9 @@ class Retriever:
         self._segments = dict(knowledge.segments)
         self._tiers = knowledge.budget_tiers
         self._lock = threading.Lock()
+        titles = [set(_WORD.findall(t.lower())) for t in store.topic_titles()]
+        self._title_weight = {w: math.log(1 + len(titles) / sum(w in t for t in titles))
+                              for w in set().union(*titles)} if titles else {}
 
     def passage(self, passage_id: str) -> Passage | None:
         """A stored passage by id or fact id ('toyota-camry-2024-le', 'vehicle:...', 'concept:turbocharger')."""
@@ -186,8 +194,9 @@ class Retriever:
         for passage, score in self.store.search(self._query_terms(question), wanted + len(seen) + FTS_POOL):
             if passage.id in seen or score < self.min_score:
                 continue
-            if _title_in(passage.title, lowered):
-                score += TITLE_BONUS
+            score += TITLE_BONUS * self._title_share(passage.title, set(words))
+            if " vs " in passage.title and _title_in(passage.title, lowered):
+                score += COMPARE_BONUS
             scores[passage.id], found[passage.id] = score, passage
         for pid, passage in self.store.passages(linked - seen).items():
             scores[pid] = scores.get(pid, 0.0) + LINK_BONUS
@@ -209,8 +218,16 @@ class Retriever:
 
     @staticmethod
     def _query_terms(question: str) -> list[str]:
-        words = _WORD.findall(question.lower())
-        return list(dict.fromkeys(w for w in words if w not in _QUERY_STOPWORDS and len(w) > 1))
+        words = [w for w in _WORD.findall(question.lower()) if w not in _QUERY_STOPWORDS and len(w) > 1]
+        return list(dict.fromkeys(words + [SYNONYMS[w] for w in words if w in SYNONYMS]))
+
+    def _title_share(self, title: str, question_words: set[str]) -> float:
+        """How much of the title the question uses, each title word weighted by its rarity among titles."""
+        words = [w for w in _WORD.findall(title.lower()) if w not in _TITLE_FILLER]
+        total = sum(self._title_weight.get(w, 1.0) for w in words)
+        used = sum(self._title_weight.get(w, 1.0) for w in words
+                   if w in question_words or w + "s" in question_words or w.rstrip("s") in question_words)
+        return used / total if total else 0.0
 
     def _budget_passage(self, question: str) -> Passage | None:
         """For 'What's a good compact SUV under $30,000?': the tier's advice and the store's cars at or under it."""
@@ -232,8 +249,8 @@ class Retriever:
                 segment = key
                 break
         tier = next((t for t in self._tiers if budget <= t.max_usd), self._tiers[-1])
-        picks = self.store.priced_vehicles(budget, segment, limit=4 if segment else 6)
-        if segment is None:  # one per segment, the priciest that fits (as the generator's budget answers pick)
+        picks = self.store.priced_vehicles(budget, segment, limit=4 if segment else len(self._segments))
+        if segment is None:  # the priciest that fits of every segment: the list the generator's budget answers pick from
             picks.sort(key=lambda v: v.msrp_usd or 0)
         return budget_answer_passage(tier, budget, self._segments.get(segment) if segment else None, picks,
                                      self._segments)

@@ -178,6 +178,9 @@ class KnowledgeStore:
         return [tuple(row) for row in self._rows(f"SELECT aspect, passage FROM links WHERE vehicle IN ({marks})", ids)] \
             if ids else []
 
+    def topic_titles(self) -> list[str]:
+        return [row[0] for row in self._rows("SELECT title FROM passages WHERE kind != 'vehicle'")]
+
     def words(self) -> set[str]:
         return {row[0] for row in self._rows("SELECT word FROM words")}
 
