@@ -151,6 +151,8 @@ def test_imported_vehicle_rows_answer_questions_about_them(tmp_path, monkeypatch
     assert main(["kb", "import", str(jsonl)]) == 0
     retriever = Retriever(KnowledgeStore(tmp_path / "data" / "knowledge.sqlite"))
     assert retriever.retrieve("Acme Coupe 0-60?").hits[0].passage.id == "acme-coupe-2025-base"
+    assert main(["kb", "remove", "fleet.csv"]) == 0 and main(["kb", "remove", "fleet.csv"]) == 2
+    assert KnowledgeStore(tmp_path / "data" / "knowledge.sqlite").passage("acme-roadster-2025-base") is None
 
 
 def test_bad_rows_are_reported_with_their_lines_and_nothing_is_imported(tmp_path, monkeypatch, capsys):
@@ -292,3 +294,36 @@ def test_recall_and_the_guard_on_every_builtin_record(retriever):
     assert shares["found"] >= 0.95, report.misses_by_kind
     assert shares["refusal_flagged"] >= 0.95, report.missed_refusals[:10]
     assert shares["false_flags"] <= 0.01, report.false_flags[:10]
+
+
+# -- loading the builtin tables: a bad entry is a UserError naming the file and the entry ----------------
+
+def _copy_tables(tmp_path: Path) -> Path:
+    import shutil
+
+    from carexpert.knowledge import KNOWLEDGE_DIR
+
+    copy = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE_DIR, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    return copy
+
+
+def test_a_toml_entry_missing_a_key_names_the_file_and_entry(tmp_path):
+    copy = _copy_tables(tmp_path)
+    path = copy / "maintenance.toml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("neglect =", text.index('id = "oil-change"'))
+    path.write_text(text[:start] + "# " + text[start:], encoding="utf-8")
+    with pytest.raises(UserError) as caught:
+        load_knowledge(str(copy))
+    assert "maintenance.toml [oil-change]" in caught.value.where and "neglect" in caught.value.message
+
+
+def test_a_vehicles_csv_without_a_column_is_refused_at_its_header(tmp_path):
+    copy = _copy_tables(tmp_path)
+    path = copy / "vehicles.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(",".join(line.split(",")[:-1]) for line in lines) + "\n", encoding="utf-8")
+    with pytest.raises(UserError) as caught:
+        load_knowledge(str(copy))
+    assert caught.value.where.endswith("vehicles.csv:1") and "msrp_usd" in caught.value.render()

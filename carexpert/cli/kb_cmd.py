@@ -1,4 +1,4 @@
-"""``carexpert kb build | search QUERY | import FILE | show ID | stats``: the knowledge store from the shell.
+"""``carexpert kb build | search QUERY | import FILE | remove NAME | show ID | stats``: the knowledge store from the shell.
 
 The store is ``retrieval.store`` or knowledge.sqlite in ``data.data_dir``; every command
 except ``build`` brings it up to date first, so a fresh checkout just works.
@@ -35,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_option(imports)
     imports.add_argument("file", metavar="FILE")
     imports.set_defaults(func=run_import)
+
+    remove = actions.add_parser("remove", help="drop an imported file's passages (by the name 'kb stats' lists)")
+    add_config_option(remove)
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(func=run_remove)
 
     show = actions.add_parser("show", help="print one passage by id (a vehicle id, concept:ID, maintenance:ID, ...)")
     add_config_option(show)
@@ -106,6 +111,19 @@ def run_import(args: argparse.Namespace) -> int:
     print(f"imported {count} {what}{'s' if count != 1 else ''} from {source.name} into {path}")
     if source.kind == "vehicles":
         print("retrieval now finds them by name: try carexpert kb search \"<year> <make> <model> horsepower\"")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from carexpert.knowledge.store import BUILTIN, build_store
+
+    store = _fresh_store(args)
+    imported = [name for name, _, _ in store.sources() if name != BUILTIN]
+    if args.name not in imported:
+        raise UserError(f"no imported file named {args.name!r}", where=str(store.path),
+                        fix=f"imported: {', '.join(imported)}" if imported else "nothing has been imported")
+    build_store(store.path, remove=[args.name])
+    print(f"removed {args.name} from {store.path}")
     return 0
 
 

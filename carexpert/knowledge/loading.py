@@ -265,7 +265,9 @@ def _fictional(raw: dict[str, Any], vehicle_ids: set[str], path: Path) -> Fictio
     unknown = [s for s in raw.get("suggest", []) if s not in vehicle_ids]
     if unknown:
         raise UserError(f"suggests unknown vehicles {unknown}", where=where)
-    return FictionalModel(id=raw["id"], make=raw["make"], model=raw["model"], year=int(raw["year"]),
+    if not isinstance(raw["year"], int):
+        raise UserError(f"year must be a whole number, got {raw['year']!r}", where=where)
+    return FictionalModel(id=raw["id"], make=raw["make"], model=raw["model"], year=raw["year"],
                           fictional_make=bool(raw.get("fictional_make", False)), suggest=tuple(raw.get("suggest", ())))
 
 
