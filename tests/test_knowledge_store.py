@@ -142,6 +142,7 @@ def test_the_fts5_probe_says_plainly_what_is_missing(monkeypatch, tmp_path):
 def test_imported_vehicle_rows_answer_questions_about_them(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     rows = _csv(tmp_path / "fleet.csv", [_row()])
+    rows.write_bytes(b"\xef\xbb\xbf" + rows.read_bytes())  # saved by a spreadsheet, with a byte-order mark
     assert main(["kb", "import", str(rows)]) == 0
     assert main(["kb", "search", "How much horsepower does the 2025 Acme Roadster make?", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out.split("\n", 2)[-1])

@@ -388,7 +388,7 @@ def read_import(path: str | os.PathLike) -> Source:
         raise UserError(f"cannot import {suffix or 'a file without an extension'}", where=str(path),
                         fix="import vehicle rows as .csv or .jsonl (the columns of vehicles.csv) or notes as .txt/.md")
     try:
-        content = path.read_text(encoding="utf-8")
+        content = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
     except FileNotFoundError:
         raise UserError("no such file", where=str(path)) from None
     except UnicodeDecodeError:
