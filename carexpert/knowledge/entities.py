@@ -44,6 +44,14 @@ VEHICLE_WORDS = {"suv", "suvs", "sedan", "sedans", "truck", "trucks", "pickup", 
                  "evs", "car", "cars", "model", "models", "lineup", "crossover", "crossovers", "minivan", "minivans",
                  "coupe", "wagon", "hatchback", "convertible", "van", "vans", "vehicle", "vehicles", "dealer",
                  "dealership", "warranty", "engine", "engines", "electric", "plug-in", "phev", "awd", "4wd", "or", "and"}
+# A capitalized name with neither a known make nor a model year counts as a vehicle only in a question
+# about vehicle things ("the torque of the Veltron Aero GT"), not "the Bridgestone Blizzak in snow".
+VEHICLE_QUESTION_WORDS = {"hp", "horsepower", "power", "powerful", "torque", "spec", "specs", "specifications", "price",
+                          "priced", "cost", "costs", "msrp", "060", "fast", "faster", "quick", "quicker",
+                          "accelerate", "accelerates", "acceleration", "mpg", "fuel", "economy", "efficient", "weigh",
+                          "weighs", "weight", "range", "engine", "better", "difference", "differences", "compare",
+                          "compared", "vs", "versus", "tow", "towing", "drivetrain", "transmission", "electric",
+                          "hybrid", "trim", "trims", "seats", "cargo", "kw", "far", "charge", "charging"}
 ARTICLES = {"the", "a", "an", "my", "our", "his", "her", "their", "your"}
 MAX_NAME_TOKENS = 4
 MAX_AMBIGUOUS = 3
@@ -247,6 +255,8 @@ class EntityIndex:
             plain = key.isdigit() or len(key) < 2 or (key.isalpha() and len(key) < 3)
             if plain and adjacent != make:
                 continue
+            if adjacent is None and i > 0 and self._is_unknown_word(tokens[i - 1]) and tokens[i - 1].compact not in self.makes:
+                continue  # another brand's product: "Michelin Pilot Sport", not the Honda Pilot
             if not tokens[i].capitalized and key in self.vocabulary and make not in mentioned:
                 continue  # a lower-case common word ('escape', 'leaf') is a word, not a model
             kept.add((make, model))
@@ -323,7 +333,8 @@ class EntityIndex:
                 introduced = i > 0 and tokens[i - 1].compact in ARTICLES
                 coded = any(x.text.isupper() and len(x.text) >= 2 or any(c.isdigit() for c in x.text)
                             for x in tokens[i + 1:end])
-                if end >= i + 2 and (introduced or coded):
+                about_vehicles = any(x.compact in VEHICLE_QUESTION_WORDS for x in tokens)
+                if end >= i + 2 and (introduced or coded) and about_vehicles:
                     return UnknownName(self._text(tokens, i, end, year_before=True), None, near)
         return None
 
