@@ -183,7 +183,7 @@ def test_notes_are_split_into_passages_at_headings(tmp_path):
     notes = tmp_path / "My Fleet Notes.md"
     notes.write_text("# Van 12\n\nThe van's tire pressure is 55 psi front.\n\n## Service\n\n"
                      "Van 12 gets its oil changed every 7,500 miles at the depot.\n", encoding="utf-8")
-    source, count = import_file(path, notes)
+    _, count = import_file(path, notes)
     assert count == 2
     retriever = Retriever(KnowledgeStore(path))
     hit = retriever.retrieve("How often does the depot change the oil in van 12?").hits[0]
@@ -275,7 +275,7 @@ def test_kb_search_json_lists_the_camry_first(tmp_path, monkeypatch, capsys):
     assert main(["kb", "search", "2024 camry le horsepower", "--json", "-k", "2"]) == 0
     out = capsys.readouterr().out
     hits = json.loads(out[out.index("["):])
-    assert [h["id"] for h in hits][0] == "toyota-camry-2024-le" and len(hits) == 2
+    assert hits[0]["id"] == "toyota-camry-2024-le" and len(hits) == 2
     assert set(hits[0]) >= {"id", "kind", "score", "text"} and hits[0]["score"] > hits[1]["score"]
     assert main(["kb", "show", "concept:turbocharger"]) == 0 and "turbine" in capsys.readouterr().out
     assert main(["kb", "show", "no-such-car"]) == 2

@@ -31,7 +31,7 @@ GENERIC = {"hybrid", "plug", "plugin", "prime", "ev", "euv", "electric", "type",
            "limited", "new", "the", "series", "class", "one", "gr", "long", "range", "standard", "classic", "select",
            "pro", "lightning", "golf", "cooper", "max", "plus", "x", "s", "e", "r"}
 # Capitalized words that are never the start of a made-up vehicle name (question openers and the like).
-STOPWORDS = set("""a about above after again against all also am an and any are as at be because been before being
+STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been before being
 below between both but by can could did do does doing down during each few for from further had has have having he
 her here hers herself him himself his how i if in into is it its itself just let me more most my myself no nor not now
 of off on once only or other our ours out over own same she should so some such than that the their theirs them then
