@@ -74,8 +74,9 @@ def concept_answer(rng: random.Random, knowledge: Knowledge, concept: Concept, k
     if kind in ("pros", "cons", "pros_cons"):
         return _pros_cons(rng, concept, kind), ()
     if kind == "examples":
-        vehicles = example_vehicles(knowledge, concept)
-        chosen = rng.sample(vehicles, min(MAX_EXAMPLES, len(vehicles)))
+        # The same cars the concept's passage in the knowledge store lists, so the answer can be read from it.
+        vehicles = example_vehicles(knowledge, concept)[:MAX_EXAMPLES]
+        chosen = rng.sample(vehicles, len(vehicles))
         listed = human_list([f"the {v.name} with {_descriptor(concept, v)}" for v in chosen])
         lead = rng.choice(["Examples from the cars I know include", "A few cars that use it:", "You'll find it in, for example,"])
         return f"{concept.summary} {lead} {listed}.", tuple(v.fact_id for v in chosen)
@@ -121,7 +122,7 @@ def _concept_builder(knowledge: Knowledge, concept: Concept, kind: str):
 
 def _facts(knowledge: Knowledge, concept: Concept, kind: str) -> tuple[str, ...]:
     if kind == "examples":
-        return (concept.fact_id, *(v.fact_id for v in example_vehicles(knowledge, concept)))
+        return (concept.fact_id, *(v.fact_id for v in example_vehicles(knowledge, concept)[:MAX_EXAMPLES]))
     return (concept.fact_id,)
 
 

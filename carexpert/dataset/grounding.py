@@ -73,7 +73,10 @@ def ground_record(record: Mapping[str, Any], retriever: RetrieverLike, plan: Gro
     retrieval = retriever.retrieve(question, k=plan.top_k + 3)
     hits = [p for p in retrieval.passages if p.fact_id not in held_out]
     fact_ids = [str(f) for f in record.get("fact_ids", ())]
-    oracles = _oracles(fact_ids, retriever, plan.top_k)
+    # A retrieved passage is preferred to the stored one of the same id: the budget passage is
+    # written for the amount the question names.
+    retrieved = {p.id: p for p in retrieval.passages}
+    oracles = [retrieved.get(p.id, p) for p in _oracles(fact_ids, retriever, plan.top_k)]
     out = dict(record)
     if any(f.startswith(_FICTIONAL_PREFIX) for f in fact_ids) and record.get("expect_refusal"):
         # A made-up model, perhaps beside a real one whose figures the answer gives: keep the real one's passage.
