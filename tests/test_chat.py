@@ -182,7 +182,7 @@ def test_transcript_saved_as_jsonl_and_markdown(chat, tmp_path):
 
 def test_static_cache_plan_gives_the_same_greedy_answers(tiny_model_dir, monkeypatch):
     """The GPU fast path's static KV cache (sized once for every turn), exercised on the CPU without compiling."""
-    import carexpert.chat.session as session_module
+    import carexpert.chat.engine as session_module
     from carexpert.chat.fast import DecodePlan
 
     answers = []

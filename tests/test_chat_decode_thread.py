@@ -94,7 +94,7 @@ def test_only_this_models_quantizer_is_allowed_to_compile():
 
 
 def test_static_cache_caps_the_context_window(tiny_model_dir, monkeypatch):
-    import carexpert.chat.session as session_module
+    import carexpert.chat.engine as session_module
     from carexpert.chat import ChatSession
     from carexpert.config import Config
 

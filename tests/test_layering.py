@@ -21,3 +21,15 @@ def test_app_package_does_not_import_torch_at_start():
     modules = imported_after("import carexpert_tui, carexpert_tui.app")
     for heavy in ("torch", "transformers", "peft", "bitsandbytes", "datasets"):
         assert heavy not in modules, heavy
+
+
+def test_core_never_imports_the_web_stack():
+    """`carexpert serve` is an optional extra: nothing but starting a server imports FastAPI or uvicorn."""
+    modules = imported_after("import carexpert, carexpert.config, carexpert.cli.main, carexpert.chat, "
+                             "carexpert.serve, carexpert.serve.status, carexpert.serve.scheduler, "
+                             "carexpert.serve.models, carexpert.cli.serve_cmd; "
+                             "carexpert.cli.main.build_parser()")
+    for web in ("fastapi", "uvicorn", "starlette"):
+        assert web not in modules, web
+    served = imported_after("import carexpert.serve.app")
+    assert "fastapi" in served  # the check above can fail: the server module does pull the stack in

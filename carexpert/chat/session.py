@@ -1,202 +1,116 @@
-"""A multi-turn chat with a base model, a run's adapter or a merged export.
+"""A conversation on top of the chat engine: history, undo, retry, transcripts, retrieval on or off.
 
-``ChatSession(...)`` is cheap (no imports of torch); ``load()`` does the heavy work
+``ChatSession(...)`` is cheap (no imports of torch); ``load()`` loads its ``ChatEngine``
 once, so the app can build a session on the UI thread and load it in a worker.
 ``stream(question)`` yields sanitized text chunks while the model writes them;
 ``cancel()`` from any thread stops the answer within a token, and the partial
-answer stays in the history marked ``cancelled``. Every prompt is rendered with the
-shared template (``carexpert.prompt``) with the earlier turns, dropping the oldest
-turns when the conversation no longer fits the model's context window.
+answer stays in the history marked ``cancelled``. Every prompt goes through the
+engine (``grounding.chat_prompt``) with the earlier turns, dropping the oldest turns
+when the conversation no longer fits the model's context window.
+
+With retrieval on (``retrieval.enabled``, switched per conversation with
+``retrieval_enabled``), each question is first looked up in the knowledge store; the
+passages go into the prompt and the answer's sources are kept on its ``Turn``
+(``last_sources`` for the latest).
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from carexpert.chat.fast import (
-    STATIC_CACHE_TOKENS,
-    DecodePlan,
-    apply_plan,
-    config_for_plan,
-    local_weights_dir,
-    plan_for,
-    warm_up,
-)
+from carexpert.chat.engine import ChatEngine, Progress, Reply, TurnStats
+from carexpert.chat.grounding import Retriever
 from carexpert.chat.sampling import SamplingSettings
-from carexpert.chat.sanitize import sanitize_output
-from carexpert.chat.streaming import IncrementalDecoder, StopStringFilter, stream_token_ids
 from carexpert.chat.transcript import Turn, save_transcript
 from carexpert.errors import UserError
-from carexpert.modeling import load_for_inference, model_source
-from carexpert.prompt import render_prompt, stop_strings
 
-Progress = Callable[[str], None]
-# Context length assumed when neither the model config nor the tokenizer states one.
-FALLBACK_CONTEXT = 2048
-
-
-@dataclass
-class TurnStats:
-    """Measurements of one answer. ``tokens_per_second`` is the decode rate after the first token."""
-
-    prompt_tokens: int
-    new_tokens: int
-    seconds: float
-    time_to_first_token: float | None
-    tokens_per_second: float | None
-    finish_reason: str
-    dropped_turns: int
-    max_new_tokens: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["ChatSession", "TurnStats"]
 
 
 class ChatSession:
     """Load once, then ask, stream, cancel, undo, retry and save."""
 
     def __init__(self, config: Any, adapter_dir: str | Path | None = None, merged_dir: str | Path | None = None,
-                 base_only: bool = False):
-        if sum(bool(x) for x in (adapter_dir, merged_dir, base_only)) > 1:
-            raise ValueError("give at most one of adapter_dir, merged_dir, base_only")
+                 base_only: bool = False, *, engine: ChatEngine | None = None, retriever: Retriever | None = None):
+        self.engine = engine or ChatEngine(config, adapter_dir=adapter_dir, merged_dir=merged_dir,
+                                           base_only=base_only, retriever=retriever)
         self.config = config
-        self.adapter_dir = Path(adapter_dir) if adapter_dir else None
-        self.merged_dir = Path(merged_dir) if merged_dir else None
         self.system_prompt: str = config.chat.system_prompt
         self.sampling = SamplingSettings.from_config(config.chat)
+        self.retrieval_enabled: bool = bool(config.retrieval.enabled)
         self.history: list[Turn] = []
         self.last_stats: TurnStats | None = None
-        self.plan: DecodePlan | None = None
-        self.model: Any = None
-        self.tokenizer: Any = None
         self._answering = threading.Lock()
         self._state = threading.Lock()
-        self._current_stop: tuple[threading.Event, threading.Event] | None = None
+        self._current_cancel: threading.Event | None = None
 
-    # ----- loading -------------------------------------------------------------------------
+    # ----- the engine underneath ------------------------------------------------------------
     @property
     def source(self) -> str:
-        """What the session talks to, in words."""
-        if self.merged_dir:
-            return f"merged model {self.merged_dir}"
-        if self.adapter_dir:
-            return f"adapter {self.adapter_dir} on {self.config.model.base_model}"
-        return f"base model {self.config.model.base_model}"
+        return self.engine.source
 
     @property
     def loaded(self) -> bool:
-        return self.model is not None
+        return self.engine.loaded
 
-    def load(self, progress: Progress | None = None) -> "ChatSession":
-        """Load the model and tokenizer (once; later calls do nothing)."""
-        if self.loaded:
-            return self
-        say = progress or (lambda message: None)
-        config = self.config
-        if self.merged_dir:
-            if not (self.merged_dir / "config.json").is_file():
-                raise UserError("not a model folder (no config.json)", where=str(self.merged_dir),
-                                fix="pass a folder written by 'carexpert export RUN --merged OUT'")
-            config = replace(config, model=replace(config.model, base_model=str(self.merged_dir)))
-        if self.adapter_dir and not (self.adapter_dir / "adapter_config.json").is_file():
-            raise UserError("no adapter here (adapter_config.json missing)", where=str(self.adapter_dir),
-                            fix="finish a training run first, or chat with --base")
-        source = model_source(config, say)[0]  # converts the embedded model once, if needed
-        self.plan = plan_for(config, local_weights_dir(source, config.model.revision))
-        say(f"decoding path: {self.plan.describe()}")
-        say(f"loading {self.source}")
-        model, tokenizer = load_for_inference(config_for_plan(config, self.plan), self.adapter_dir,
-                                              merge=self.plan.weights == "merged", progress=say)
-        model.eval()
-        self.model, self.tokenizer = model, tokenizer
-        apply_plan(model, self.plan, max_cache_len=self.context_window)
-        self.plan = warm_up(model, tokenizer, self.plan, say)
-        say("ready")
-        return self
+    @property
+    def model(self) -> Any:
+        return self.engine.model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.engine.tokenizer
+
+    @property
+    def plan(self) -> Any:
+        return self.engine.plan
 
     @property
     def context_window(self) -> int:
-        """Longest sequence (prompt + answer) the model takes, in tokens."""
-        self._require_loaded()
-        text_config = self.model.config.get_text_config()
-        limit = getattr(text_config, "max_position_embeddings", None)
-        if not limit:
-            limit = getattr(self.tokenizer, "model_max_length", None)
-            limit = limit if limit and limit < 1_000_000 else FALLBACK_CONTEXT
-        if self.plan is not None and self.plan.static_cache:
-            limit = min(limit, STATIC_CACHE_TOKENS)  # the static cache is sized once, to this
-        return int(limit)
+        return self.engine.context_window
 
-    def _require_loaded(self) -> None:
-        if not self.loaded:
-            raise RuntimeError("call ChatSession.load() first")
+    @property
+    def retrieval_problem(self) -> str | None:
+        """Why answers are closed-book although retrieval is on (no store built, ...), else None."""
+        return self.engine.retrieval_problem
+
+    def load(self, progress: Progress | None = None) -> "ChatSession":
+        """Load the model and tokenizer (once; later calls do nothing)."""
+        self.engine.load(progress)
+        return self
 
     # ----- prompts -------------------------------------------------------------------------
-    def render(self, question: str, history: list[tuple[str, str]] | None = None) -> str:
-        pairs = [(t.question, t.answer) for t in self.history] if history is None else history
-        return render_prompt(question, system=self.system_prompt or None, history=pairs)
+    def _pairs(self) -> list[tuple[str, str]]:
+        return [(t.question, t.answer) for t in self.history]
 
-    def _encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
+    def render(self, question: str, history: list[tuple[str, str]] | None = None) -> str:
+        """The prompt text for ``question`` after ``history`` (default: this conversation), without retrieval."""
+        from carexpert.chat.grounding import chat_prompt
+
+        return chat_prompt(question, system=self.system_prompt, history=self._pairs() if history is None else history)
 
     def prepare_prompt(self, question: str, max_new_tokens: int) -> tuple[list[int], int, int]:
-        """Token ids of the prompt, how many old turns were dropped, and the answer budget.
-
-        The oldest turns go first until prompt + ``max_new_tokens`` fits the context
-        window (a binary search over how many to drop). When the question alone leaves
-        less than ``max_new_tokens`` of room, the answer budget shrinks to what is left.
-        """
-        context = self.context_window
-        pairs = [(t.question, t.answer) for t in self.history]
-        budget = context - max_new_tokens
-
-        def ids_without(dropped: int) -> list[int]:
-            return self._encode(self.render(question, pairs[dropped:]))
-
-        ids = ids_without(0)
-        dropped = 0
-        if len(ids) > budget and pairs:
-            low, high = 1, len(pairs)  # the smallest drop count that fits lies in [low, high]
-            while low < high:
-                middle = (low + high) // 2
-                if len(ids_without(middle)) <= budget:
-                    high = middle
-                else:
-                    low = middle + 1
-            dropped, ids = low, ids_without(low)
-        room = context - len(ids)
-        if room < 1:
-            raise UserError(f"the question is too long: {len(ids)} tokens, the model reads at most {context}",
-                            fix="ask a shorter question")
-        return ids, dropped, min(max_new_tokens, room)
+        """Token ids of the prompt after this conversation, turns dropped to fit, and the answer budget."""
+        return self.engine.prepare_prompt(question, max_new_tokens, history=self._pairs(), system=self.system_prompt)
 
     def _generation_config(self, sampling: SamplingSettings, max_new_tokens: int) -> Any:
-        generation = copy.deepcopy(self.model.generation_config)
-        overrides = sampling.generation_overrides()
-        overrides["max_new_tokens"] = max_new_tokens
-        eos = generation.eos_token_id if generation.eos_token_id is not None else self.tokenizer.eos_token_id
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
-        overrides.update(eos_token_id=eos, pad_token_id=pad if not isinstance(pad, list) else pad[0],
-                         max_length=None, min_length=0, min_new_tokens=None)
-        generation.update(**overrides)
-        return generation
+        return self.engine.generation_config(sampling, max_new_tokens)
 
     # ----- answering -----------------------------------------------------------------------
     def stream(self, text: str) -> Iterator[str]:
         """Yield the answer to ``text`` in sanitized chunks as they are generated.
 
         The turn is added to the history when the answer ends, however it ends: the
-        model finished (``eos``), a stop string, ``max_new_tokens``, or ``cancel()`` /
-        the caller abandoning the iterator (``cancelled``, partial answer kept).
+        model finished (``eos``), a stop string, ``max_new_tokens``, the retrieval guard
+        refused (``guard``), or ``cancel()`` / the caller abandoning the iterator
+        (``cancelled``, partial answer kept).
         """
-        self._require_loaded()
+        if not self.loaded:
+            raise RuntimeError("call ChatSession.load() first")
         question = text.strip()
         if not question:
             raise UserError("empty question", fix="type a question")
@@ -209,63 +123,33 @@ class ChatSession:
             self._answering.release()
 
     def _answer(self, question: str, sampling: SamplingSettings) -> Iterator[str]:
-        import torch
-
-        ids, dropped, max_new = self.prepare_prompt(question, sampling.max_new_tokens)
-        generation = self._generation_config(sampling, max_new)
-        cancel_event, stop_event = threading.Event(), threading.Event()
+        cancel = threading.Event()
         with self._state:
-            self._current_stop = (cancel_event, stop_event)
-        decoder, stops = IncrementalDecoder(self.tokenizer), StopStringFilter(stop_strings())
-        shown: list[str] = []
-        count, first, last, reason = 0, None, None, None
-        start = time.perf_counter()
-        input_ids = torch.tensor([ids], dtype=torch.long, device=self.model.device)
+            self._current_cancel = cancel
+        reply: Reply | None = None
+        retrieval = None
+        failed = False
         try:
-            with contextlib.closing(stream_token_ids(self.model, input_ids, generation, stop_event)) as tokens:
-                for token, moment in tokens:
-                    count, last = count + 1, moment
-                    first = first or moment
-                    if cancel_event.is_set():
-                        reason = "cancelled"
-                        break
-                    text, hit = stops.feed(decoder.push(token))
-                    if text:
-                        chunk = sanitize_output(text)
-                        shown.append(chunk)
-                        yield chunk
-                    if hit:
-                        reason = "stop_string"
-                        break
-            if reason is None:
-                tail = sanitize_output(stops.feed(decoder.flush())[0] + stops.flush())
-                if tail:
-                    shown.append(tail)
-                    yield tail
-                reason = "max_new_tokens" if count >= max_new else "eos"
+            retrieval = self.engine.retrieve(question) if self.retrieval_enabled else None
+            reply = self.engine.reply(question, sampling=sampling, history=self._pairs(), system=self.system_prompt,
+                                      retrieval=retrieval, cancel=cancel)
+            yield from reply
         except (GeneratorExit, KeyboardInterrupt):
-            reason = "cancelled"  # the caller stopped reading or the user pressed Ctrl+C
             raise
-        except torch.cuda.OutOfMemoryError:
-            reason = "error"
-            raise UserError("out of GPU memory while answering",
-                            fix="lower chat.max_new_tokens, /reset the history, or set chat.fast_path = '4bit'") from None
-        except Exception:
-            reason = "error"
+        except BaseException:
+            failed = True
             raise
         finally:
             with self._state:
-                self._current_stop = None
-            reason = reason or "cancelled"  # the caller stopped iterating
-            end = last or time.perf_counter()
-            rate = (count - 1) / (last - first) if count > 1 and last > first else None
-            self.last_stats = TurnStats(
-                prompt_tokens=len(ids), new_tokens=count, seconds=end - start,
-                time_to_first_token=(first - start) if first else None, tokens_per_second=rate,
-                finish_reason=reason, dropped_turns=dropped, max_new_tokens=max_new)
-            if reason != "error":
-                self.history.append(Turn(question=question, answer="".join(shown).strip(), finish_reason=reason,
-                                         stats=self.last_stats.as_dict(), sampling=sampling.as_dict()))
+                self._current_cancel = None
+            if reply is not None:
+                reply.close()
+                self.last_stats = reply.stats
+                if reply.stats is not None and not failed and reply.stats.finish_reason != "error":
+                    self.history.append(Turn(question=question, answer=reply.text,
+                                             finish_reason=reply.stats.finish_reason, stats=reply.stats.as_dict(),
+                                             sampling=sampling.as_dict(), sources=list(reply.sources),
+                                             retrieval=retrieval is not None))
 
     def ask(self, text: str) -> str:
         """The whole answer at once (scripts, evaluation)."""
@@ -274,13 +158,22 @@ class ChatSession:
     def cancel(self) -> None:
         """Stop the answer being generated (safe from any thread; does nothing when idle)."""
         with self._state:
-            if self._current_stop is not None:
-                for event in self._current_stop:
-                    event.set()
+            if self._current_cancel is not None:
+                self._current_cancel.set()
 
     @property
     def answering(self) -> bool:
         return self._answering.locked()
+
+    @property
+    def last_sources(self) -> list[dict[str, str]]:
+        """The sources of the last answer ([] when it had none or there is no answer yet)."""
+        return list(self.history[-1].sources) if self.history else []
+
+    def set_retrieval(self, enabled: bool) -> None:
+        """Turn retrieval on or off for the next answers (compare grounded and closed-book answers)."""
+        self._refuse_while_answering()
+        self.retrieval_enabled = bool(enabled)
 
     # ----- history -------------------------------------------------------------------------
     def reset(self) -> None:
@@ -307,9 +200,8 @@ class ChatSession:
 
     def transcript_meta(self) -> dict[str, Any]:
         return {"model": self.source, "system_prompt": self.system_prompt, "sampling": self.sampling.as_dict(),
-                "decode_plan": self.plan.describe() if self.plan else ""}
+                "decode_plan": self.plan.describe() if self.plan else "", "retrieval": self.retrieval_enabled}
 
     def save_transcript(self, path: str | Path) -> tuple[Path, Path]:
         """Save the conversation as ``path``.jsonl and ``path``.md (atomic writes)."""
         return save_transcript(path, list(self.history), self.transcript_meta())
-

@@ -32,6 +32,11 @@ def _has_adapter(run: RunPaths) -> bool:
     return (run.adapter / "adapter_config.json").is_file()
 
 
+def adapter_runs(config: Any) -> list[RunPaths]:
+    """Every run under ``train.runs_dir`` that has an adapter (a finished run), newest first."""
+    return [run for run in list_run_paths(Path(config.train.runs_dir)) if _has_adapter(run)]
+
+
 def find_run(config: Any, run: str | None) -> RunPaths:
     """A run named by id (under ``train.runs_dir``) or by folder path; None means the newest run with an adapter."""
     runs_dir = Path(config.train.runs_dir)

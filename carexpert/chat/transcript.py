@@ -27,9 +27,11 @@ class Turn:
 
     question: str
     answer: str
-    finish_reason: str = ""          # eos | stop_string | max_new_tokens | cancelled | error
+    finish_reason: str = ""          # eos | stop_string | max_new_tokens | cancelled | guard | error
     stats: dict[str, Any] = field(default_factory=dict)
     sampling: dict[str, Any] = field(default_factory=dict)
+    sources: list[dict[str, str]] = field(default_factory=list)  # passages the answer was given: id, kind, title
+    retrieval: bool = False          # whether the knowledge store was asked for this answer
     time: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
     @property
@@ -65,7 +67,12 @@ def transcript_markdown(turns: list[Turn], meta: dict[str, Any]) -> str:
     for number, turn in enumerate(turns, 1):
         out += [f"## {number}. You", "", sanitize_output(turn.question).strip(), "",
                 "### carexpert", "", sanitize_output(turn.answer).strip() or "*(no answer)*", ""]
+        if turn.sources:
+            titles = ", ".join(sanitize_output(str(s.get("title") or s.get("id"))) for s in turn.sources)
+            out += [f"*sources: {titles}*", ""]
         notes = []
+        if turn.finish_reason == "guard":
+            notes.append("refused before generating: the vehicle is not in the knowledge store")
         if turn.stopped:
             notes.append("stopped by the user")
         elif turn.finish_reason == "max_new_tokens":

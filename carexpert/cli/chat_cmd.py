@@ -31,6 +31,8 @@ HELP = """commands:
   /save [PATH]      save the transcript as PATH.jsonl and PATH.md
   /set KEY VALUE    change temperature, top_p, top_k, repetition_penalty or max_new_tokens
   /settings         show the sampling settings
+  /sources          show the passages the last answer was given (retrieval)
+  /retrieval on|off ground answers in the knowledge store, or answer closed-book to compare
   /help             this help
   /quit             leave (Ctrl+D too)
 Ctrl+C stops the answer being written."""
@@ -75,6 +77,8 @@ def run_chat(args: argparse.Namespace) -> int:
     with console.status("loading the model"):
         session.load(progress=lambda message: console.print(Text(sanitize_output(message), style="dim")))
     console.print(Text(f"chatting with {session.source}. /help for commands, Ctrl+C stops an answer.", style="bold"))
+    if not session.retrieval_enabled:
+        console.print(Text("retrieval is off (retrieval.enabled = false): answers are closed-book", style="dim"))
     while True:
         try:
             line = input("\nyou> ")
@@ -126,9 +130,35 @@ def run_command(console: Console, session: "ChatSession", line: str, transcripts
     elif name == "settings":
         for key, value in session.sampling.as_dict().items():
             console.print(f"{key} = {value}")
+    elif name == "sources":
+        print_sources(console, session)
+    elif name == "retrieval":
+        if rest not in ("on", "off", ""):
+            raise UserError("usage: /retrieval on|off", fix="e.g. /retrieval off to compare a closed-book answer")
+        if rest:
+            session.set_retrieval(rest == "on")
+        console.print(f"retrieval {'on' if session.retrieval_enabled else 'off'}")
     else:
         raise UserError(f"unknown command /{name}", fix="type /help for the list")
     return None
+
+
+def print_sources(console: Console, session: "ChatSession") -> None:
+    """The last answer's sources, one a line, or why there are none."""
+    from carexpert.chat import sanitize_output
+
+    turn = session.history[-1] if session.history else None
+    if turn is None:
+        console.print("no answer yet")
+    elif not turn.retrieval:
+        console.print("the last answer was closed-book (retrieval off)")
+    elif not turn.sources:
+        console.print("the last answer was given no passages" if not session.retrieval_problem
+                      else f"no passages: {session.retrieval_problem}")
+    else:
+        for number, source in enumerate(turn.sources, 1):
+            console.print(Text(f"[{number}] {sanitize_output(source['title'])}  ({sanitize_output(source['id'])}, "
+                               f"{source['kind']})"))
 
 
 def print_answer(console: Console, session: "ChatSession", chunks: Iterator[str]) -> None:
@@ -156,4 +186,9 @@ def print_answer(console: Console, session: "ChatSession", chunks: Iterator[str]
         notes = {"cancelled": "stopped", "max_new_tokens": "cut at max_new_tokens"}
         if stats.finish_reason in notes:
             parts.append(notes[stats.finish_reason])
+        if stats.finish_reason == "guard":
+            parts.append("refused by the retrieval guard, nothing generated")
+        turn = session.history[-1] if session.history else None
+        if turn is not None and turn.sources:
+            parts.append(f"{len(turn.sources)} source(s): /sources")
         console.print(Text("[" + ", ".join(parts) + "]", style="dim"))

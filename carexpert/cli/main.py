@@ -19,7 +19,7 @@ from carexpert import __version__
 from carexpert.errors import UserError
 
 # Sub-command modules under carexpert.cli, in the order `--help` lists them.
-COMMAND_MODULES = ["config_cmd", "check", "data", "estimate_cmd", "train", "runs_cmd", "compare_cmd", "chat_cmd", "export_cmd", "eval_cmd", "kb_cmd"]
+COMMAND_MODULES = ["config_cmd", "check", "data", "estimate_cmd", "train", "runs_cmd", "compare_cmd", "chat_cmd", "serve_cmd", "export_cmd", "eval_cmd", "kb_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:
