@@ -132,3 +132,15 @@ def progress_fraction(line: str) -> float | None:
     if (found := _FRACTION.search(line)) and int(found.group(2)) > 0:
         return min(1.0, int(found.group(1)) / int(found.group(2)))
     return None
+
+
+async def start_server(services: Services, config_path: Path | None, model_id: str | None,
+                       state_dir: Path) -> asyncio.subprocess.Process:
+    """Start ``carexpert serve`` detached (own session, output to ``state_dir/server.log``), like a run."""
+    model = ["--base"] if model_id is None else [model_id]
+    return await start_detached(services, state_dir / "server.log", "serve", *model, "--state-dir", str(state_dir),
+                                *config_args(config_path))
+
+
+async def stop_server(services: Services, state_dir: Path) -> CommandResult:
+    return await run_command(services, "serve", "--stop", "--state-dir", str(state_dir))

@@ -132,11 +132,17 @@ class ReplyChunkReceived(Message):
 
 @dataclass
 class ReplyFinished(Message):
-    """The answer ended; ``stopped`` when the user stopped it."""
+    """The answer ended; ``stopped`` when the user stopped it.
+
+    ``sources``: the knowledge-store passages it was given (``id``, ``kind``, ``title``);
+    ``retrieval``: whether the store was asked at all (False: a closed-book answer).
+    """
 
     text: str
     stopped: bool = False
     stats: dict[str, Any] = field(default_factory=dict)
+    sources: list[dict[str, str]] = field(default_factory=list)
+    retrieval: bool = False
 
 
 @dataclass
@@ -144,3 +150,13 @@ class ReplyFailed(Message):
     """Generating the answer failed."""
 
     error: str
+
+
+@dataclass
+class ServerSampled(Message):
+    """The API server's ``status.json`` was read (None: no server has run from here)."""
+
+    status: Any
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ServerSampled)

@@ -116,6 +116,13 @@ def real_kb_search(config: Config, query: str, k: int) -> list[dict[str, Any]]:
              "score": float(hit.score), "how": hit.how} for hit in found.hits]
 
 
+def real_server_status(state_dir: Path) -> Any:
+    """The API server's status (``carexpert.serve.status``, no web stack imported), or None."""
+    from carexpert.serve.status import read_server_status
+
+    return read_server_status(state_dir)
+
+
 def real_sanitize(text: str) -> str:
     from carexpert.chat.sanitize import sanitize_output
 
@@ -135,6 +142,9 @@ class Services:
     add_eval_case: Callable[[Config, str, str, str], str] = real_add_eval_case
     sanitize: Callable[[str], str] = real_sanitize
     kb_search: Callable[[Config, str, int], list[dict[str, Any]]] = real_kb_search
+    server_status: Callable[[Path], Any] = real_server_status
+    serve_dir: Path = Path("serve")
+    """Where the API server started from the app keeps status.json and server.log (as ``carexpert serve``)."""
     model_shape: Callable[[str], Awaitable[Any]] = real_model_shape
     gpu_poll_seconds: float = 2.0
     runs_poll_seconds: float = 1.0

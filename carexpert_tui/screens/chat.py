@@ -6,6 +6,10 @@ screen writes them through a ``MarkdownStream`` into an anchored scroll, so the 
 responsive however fast or slow the model is. Stopping is the session's thread-safe
 ``cancel()``; the partial answer stays in the conversation, marked as stopped. Model
 text is only ever shown as text (the session strips terminal escape sequences).
+
+Under each answer: its sources (the knowledge-store passages it was given), or that it
+was closed-book; ctrl+r turns retrieval off and on to compare. The bar above the prompt
+(``ServerBar``) starts and stops the chosen model as an OpenAI-compatible API server (ctrl+o).
 """
 
 from __future__ import annotations
@@ -31,9 +35,21 @@ from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.screens.case_prompt import CasePrompt
 from carexpert_tui.widgets.config_field import ConfigField
 from carexpert_tui.widgets.prompt_input import PromptInput
+from carexpert_tui.widgets.server_bar import ServerBar
 
 BASE = "base"
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens")
+
+
+def sources_note(sources: list[dict[str, str]], retrieval: bool, finish_reason: str | None) -> str:
+    """"sources: 2024 Toyota Camry LE · Turbocharger" under an answer ('' when there is nothing to say)."""
+    if finish_reason == "guard":
+        return "refused by the retrieval guard: that vehicle is not in the knowledge store"
+    if not retrieval:
+        return "closed-book (retrieval off)"
+    if not sources:
+        return "no passages found"
+    return "sources: " + " · ".join(str(source.get("title") or source.get("id")) for source in sources)
 
 
 def finish_note(stats: dict[str, Any], stopped: bool) -> str:
@@ -57,10 +73,16 @@ class ChatScreen(ModeScreen):
         Binding("ctrl+g", "save_case", "Eval case", id="save-eval-case",
                 tooltip="Save the last question as an evaluation case"),
         Binding("ctrl+t", "toggle_sampling", "Sampling", id="toggle-sampling", tooltip="Show the sampling settings"),
+        Binding("ctrl+r", "toggle_retrieval", "Retrieval", id="toggle-retrieval",
+                tooltip="Ground answers in the knowledge store, or answer closed-book to compare"),
+        Binding("ctrl+o", "toggle_server", "API", id="toggle-server",
+                tooltip="Start or stop an OpenAI-compatible API server for the chosen model (keeps running "
+                        "after the app closes)"),
     ]
 
     answering: reactive[bool] = reactive(False, bindings=True)
     loading: reactive[bool] = reactive(False, bindings=True)
+    retrieval_on: reactive[bool] = reactive(True, bindings=True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,18 +97,21 @@ class ChatScreen(ModeScreen):
         with Horizontal(id="chat-top"):
             yield Select([("base model", BASE)], value=BASE, allow_blank=False, id="model-choice", compact=True)
             yield Label("", id="chat-status")
+            yield Label("", id="retrieval-state")
         with Horizontal(id="chat-main"):
             yield VerticalScroll(id="conversation")
             with VerticalScroll(id="sampling", classes="box"):
                 for key in SAMPLING_KEYS:
                     spec = field_spec(f"chat.{key}")
                     yield ConfigField(spec, spec.default)
+        yield ServerBar(id="server-bar")
         yield PromptInput(placeholder="Ask about cars… (enter sends, ↑↓ history, esc stops)", id="prompt")
 
     def on_mount(self) -> None:
         self.query_one("#sampling").border_title = "Sampling"
         self.query_one("#sampling").display = self.app.size.width >= 110
         self.sampling_from_config()
+        self.retrieval_on = bool(self.app.config.retrieval.enabled)
         self.watch(self.app, "runs", self.list_models)
         self.show_status("Loads the model on your first question.")
         self.query_one(PromptInput).focus()
@@ -95,7 +120,10 @@ class ChatScreen(ModeScreen):
         return [("chat: new chat", "Start a new conversation", self.action_new_chat),
                 ("chat: save transcript", "Save the conversation", self.action_save_transcript),
                 ("chat: save as eval case", "Save the last question as an eval case", self.action_save_case),
-                ("chat: sampling settings", "Show or hide the sampling panel", self.action_toggle_sampling)]
+                ("chat: sampling settings", "Show or hide the sampling panel", self.action_toggle_sampling),
+                ("chat: retrieval on/off", "Answer from the knowledge store or closed-book", self.action_toggle_retrieval),
+                ("chat: start/stop the API server", "Serve the chosen model over an OpenAI-compatible API",
+                 self.action_toggle_server)]
 
     def sampling_from_config(self) -> None:
         chat = self.app.config.chat
@@ -132,6 +160,7 @@ class ChatScreen(ModeScreen):
             self.session = self.app.services.chat_session(self.app.config, None if choice == BASE else str(choice))
             self.session_choice = str(choice)
             self.apply_sampling()
+            self.apply_retrieval()
         if not self.session.loaded and not self.loading:
             self.load_model(self.session)
 
@@ -206,7 +235,10 @@ class ChatScreen(ModeScreen):
             return
         stats = session.last_stats.as_dict() if getattr(session, "last_stats", None) else {}
         stopped = self.stop_requested or stats.get("finish_reason") == "cancelled"
-        self.post_message(ReplyFinished("".join(parts), stopped, stats))
+        turn = session.history[-1] if session.history else None
+        sources = [dict(source) for source in getattr(turn, "sources", [])] if turn is not None else []
+        self.post_message(ReplyFinished("".join(parts), stopped, stats, sources,
+                                        bool(getattr(turn, "retrieval", False))))
 
     @on(ReplyStarted)
     async def reply_started(self, message: ReplyStarted) -> None:
@@ -226,7 +258,11 @@ class ChatScreen(ModeScreen):
     async def reply_finished(self, message: ReplyFinished) -> None:
         await self.end_stream()
         note = finish_note(message.stats, message.stopped)
-        await self.query_one("#conversation").mount(Static(note, classes="answer-note" + (" -stopped" * message.stopped)))
+        conversation = self.query_one("#conversation")
+        await conversation.mount(Static(note, classes="answer-note" + (" -stopped" * message.stopped)))
+        said = sources_note(message.sources, message.retrieval, message.stats.get("finish_reason"))
+        if said:
+            await conversation.mount(Static(said, classes="answer-sources", markup=False))
         self.answering = False
         self.show_status(f"● {self.session.source if self.session else ''} · {note}")
 
@@ -249,7 +285,7 @@ class ChatScreen(ModeScreen):
     # --- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("new_chat", "save_case", "save_transcript"):
+        if action in ("new_chat", "save_case", "save_transcript", "toggle_retrieval"):
             return None if self.answering else True
         return True
 
@@ -321,6 +357,30 @@ class ChatScreen(ModeScreen):
         if event.problem is None:
             self.sampling_values[event.field.spec.name] = event.value
             self.apply_sampling()
+
+    def watch_retrieval_on(self, on: bool) -> None:
+        self.query_one("#retrieval-state", Label).update("retrieval on" if on else "closed-book")
+
+    def action_toggle_retrieval(self) -> None:
+        if self.answering:
+            return
+        self.retrieval_on = not self.retrieval_on
+        self.apply_retrieval()
+        self.notify("Retrieval on: answers read the knowledge store" if self.retrieval_on
+                    else "Retrieval off: answers are closed-book", timeout=3)
+
+    def apply_retrieval(self) -> None:
+        """The toggle goes to the session for its next answer."""
+        if self.session is not None and hasattr(self.session, "set_retrieval"):
+            self.session.set_retrieval(self.retrieval_on)
+
+    def action_toggle_server(self) -> None:
+        bar = self.query_one(ServerBar)
+        if bar.live:
+            bar.stop()
+        else:
+            choice = self.query_one("#model-choice", Select).value
+            bar.start(None if choice == BASE else str(choice))
 
     def apply_sampling(self) -> None:
         """The panel's values go to the session for its next answer."""

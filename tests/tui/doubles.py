@@ -85,6 +85,9 @@ class FakeChatSession:
     ANSWER = ("The **Toyota GR86** uses a 2.4-litre flat-four (FA24) making 228 hp and 184 lb-ft. "
               "It drives the rear wheels through a six-speed manual or automatic.")
 
+    SOURCES = [{"id": "toyota-gr86-2024-base", "kind": "vehicle", "title": "2024 Toyota GR86"},
+               {"id": "concept:boxer-engine", "kind": "concept", "title": "Boxer engine"}]
+
     def __init__(self, answer: str | None = None, hold_after: int | None = None, source: str = "base model embedded"):
         self.answer = answer or self.ANSWER
         self.hold_after = hold_after
@@ -97,6 +100,10 @@ class FakeChatSession:
         self.loaded = False
         self.answering = False
         self.questions: list[str] = []
+        self.retrieval_enabled = True
+
+    def set_retrieval(self, enabled: bool) -> None:
+        self.retrieval_enabled = enabled
 
     def load(self, progress=None):
         if progress:
@@ -126,7 +133,9 @@ class FakeChatSession:
         finally:
             self.answering = False
             self.last_stats = _Stats({"finish_reason": reason, "new_tokens": len(said), "tokens_per_second": 42.0})
-            self.history.append(Turn(question=text, answer="".join(said), finish_reason=reason))
+            self.history.append(Turn(question=text, answer="".join(said), finish_reason=reason,
+                                     sources=list(self.SOURCES) if self.retrieval_enabled else [],
+                                     retrieval=self.retrieval_enabled))
 
     def cancel(self) -> None:
         self.cancelled.set()

@@ -4,6 +4,8 @@
     python fake_carexpert.py train [--config F] --resume RUN [--force] --detach
     python fake_carexpert.py runs stop RUN [--config F]            SIGTERM the run's process
     python fake_carexpert.py eval RUN [--config F]                 write a canned evaluation result
+    python fake_carexpert.py serve [RUN | --base] --state-dir D    a fake API server: status.json, until SIGTERM
+    python fake_carexpert.py serve --stop --state-dir D            stop it (the real carexpert.serve.status code)
 
 A started run is a detached process in its own session (like the real trainer) that
 replays ``fixtures/canned_events.jsonl`` into ``runs/<id>/events.jsonl`` with fresh
@@ -130,6 +132,31 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Keep ``status.json`` as ``carexpert serve`` does (ready, counting requests) until SIGTERM; then stopped."""
+    from carexpert.serve.status import ServerStatus, stop_server, write_server_status
+
+    if args.stop:
+        print(f"stopped the server at {stop_server(args.state_dir).url}")
+        return 0
+    if os.environ.get("FAKE_SERVE_FAIL"):
+        print("error: port 8000 on 127.0.0.1 is in use", file=sys.stderr)
+        return 2
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    status = ServerStatus(state="ready", pid=os.getpid(), url="http://127.0.0.1:8000/v1", host="127.0.0.1",
+                          port=8000, model="base" if args.base else (args.run or "newest"), capacity=32)
+    deadline = time.time() + 60
+    while not stopping and time.time() < deadline:
+        status.requests += 1
+        status.completed, status.tokens, status.tokens_per_second = status.requests, status.requests * 40, 41.0
+        write_server_status(args.state_dir, status)
+        time.sleep(0.1)
+    status.state = "stopped"
+    write_server_status(args.state_dir, status)
+    return 0
+
+
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "_replay":
         return replay(sys.argv[2])
@@ -147,7 +174,15 @@ def main() -> int:
     ev = commands.add_parser("eval")
     ev.add_argument("run")
     ev.add_argument("--config")
+    served = commands.add_parser("serve")
+    served.add_argument("run", nargs="?")
+    served.add_argument("--base", action="store_true")
+    served.add_argument("--stop", action="store_true")
+    served.add_argument("--state-dir", default="serve")
+    served.add_argument("--config")
     args = parser.parse_args()
+    if args.command == "serve":
+        return serve(args)
     if args.command == "train":
         return start(args)
     if args.command == "runs":

@@ -109,3 +109,59 @@ async def test_real_chat_session_on_the_tiny_model_streams_and_stops(project, ti
         assert turn.finish_reason == "cancelled" and turn.answer
         assert screen.session.last_stats.new_tokens < 400
         assert any(isinstance(m, ModelLoadProgressed) for m in messages)  # loading showed progress
+
+
+async def test_sources_under_each_answer_and_retrieval_toggle(project):
+    """Each answer shows its sources; ctrl+r switches to closed-book answers and back."""
+    session = FakeChatSession(answer="The GR86 makes 228 hp.")
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(chat_session=lambda c, r: session),
+                       mode="chat")
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = app.screen
+        assert str(screen.query_one("#retrieval-state").render()) == "retrieval on"
+        await pilot.press(*"GR86 power?", "enter")
+        assert await wait_until(pilot, lambda: screen.query(".answer-sources") and not screen.answering)
+        assert str(screen.query(".answer-sources").last().render()) == "sources: 2024 Toyota GR86 · Boxer engine"
+        await pilot.press("ctrl+r")
+        assert not session.retrieval_enabled
+        assert str(screen.query_one("#retrieval-state").render()) == "closed-book"
+        await pilot.press(*"GR86 power?", "enter")
+        assert await wait_until(pilot, lambda: len(screen.query(".answer-sources")) == 2 and not screen.answering)
+        assert str(screen.query(".answer-sources").last().render()) == "closed-book (retrieval off)"
+        assert session.history[-1].sources == [] and not session.history[-1].retrieval
+        await pilot.press("ctrl+r")
+        assert session.retrieval_enabled
+
+
+async def test_api_server_starts_detached_shows_its_numbers_and_stops(project):
+    """ctrl+o starts `carexpert serve` for the chosen model (the fake command here) and ctrl+o stops it."""
+    from carexpert.serve.status import read_server_status
+
+    from carexpert_tui.widgets.server_bar import ServerBar
+
+    services = fake_services()
+    services.serve_dir = project / "serve"
+    app = CarExpertApp(project / "carexpert.toml", services=services, mode="chat")
+    async with app.run_test(size=(120, 36)) as pilot:
+        bar = app.screen.query_one(ServerBar)
+        assert str(bar.render()).startswith("API off")
+        await pilot.press("ctrl+o")
+        assert await wait_until(pilot, lambda: "requests" in str(bar.render()), timeout=30)
+        shown = str(bar.render())
+        assert shown.startswith("API ● http://127.0.0.1:8000/v1 · base · ") and "41 tok/s" in shown
+        pid = read_server_status(services.serve_dir).pid
+        assert pid and bar.live
+        await pilot.press("ctrl+o")
+        assert await wait_until(pilot, lambda: str(bar.render()).startswith("API off"), timeout=30)
+        assert read_server_status(services.serve_dir).state == "stopped"
+
+
+async def test_an_api_server_that_cannot_start_says_why(project, monkeypatch):
+    monkeypatch.setenv("FAKE_SERVE_FAIL", "1")
+    services = fake_services()
+    services.serve_dir = project / "serve"
+    app = CarExpertApp(project / "carexpert.toml", services=services, mode="chat")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("ctrl+o")
+        assert await wait_until(pilot, lambda: any("port 8000" in str(n.message) for n in app._notifications),
+                                timeout=30)

@@ -101,12 +101,13 @@ def test_eval_screen(snap_compare, snapshot_project, size):
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_chat_screen(snap_compare, snapshot_project, size):
-    """One question and its streamed Markdown answer (bold model name) with the finish note; at
-    120 columns the sampling panel is shown on the right."""
+    """One question and its streamed Markdown answer (bold model name) with the finish note and
+    the answer's sources under it; "retrieval on" top right; the API bar ("API off · ctrl+o ...")
+    above the prompt; at 120 columns the sampling panel is shown on the right."""
 
     async def run_before(pilot):
         await pilot.press(*"GR86 power?", "enter")
-        assert await wait_until(pilot, lambda: pilot.app.screen.query(".answer-note"))
+        assert await wait_until(pilot, lambda: pilot.app.screen.query(".answer-sources"))
         await settle(pilot)
 
     assert snap_compare(make_app("chat"), terminal_size=size, run_before=run_before)
