@@ -190,7 +190,7 @@ def run_server(config: Any, options: ServeOptions, say: Callable[[str], None] = 
         app = build_app(registry, scheduler, settings)
         server = _server_class()(uvicorn.Config(
             app, log_level="info", timeout_graceful_shutdown=5, server_header=False,
-            limit_concurrency=options.max_queue * 2 + 16))
+            limit_concurrency=max(1024, options.max_queue * 8)))  # our queue answers 503 first
         server.on_exit = lambda: (scheduler.close(), writer.write(state="stopping"))
         writer.write(state="ready")
         writer.start()
