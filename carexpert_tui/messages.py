@@ -143,6 +143,7 @@ class ReplyFinished(Message):
     stats: dict[str, Any] = field(default_factory=dict)
     sources: list[dict[str, str]] = field(default_factory=list)
     retrieval: bool = False
+    retrieval_problem: str | None = None  # why retrieval was unavailable (no store, ...), if it was
 
 
 @dataclass

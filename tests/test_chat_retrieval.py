@@ -201,3 +201,18 @@ def test_the_server_returns_sources_and_refuses_through_the_guard(engine, retrie
             assert cross_site.status_code == 403 and cross_site.json()["error"]["type"] == "permission_error"
     finally:
         scheduler.close()
+
+
+def test_chat_on_the_real_store_cites_the_vehicle_and_refuses_a_made_up_one(engine, tmp_path):
+    """The wiring end to end: open_retriever builds the store (in tmp), the answer cites the Camry row."""
+    config = tiny_config(engine.config.model.base_model)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_dir=str(tmp_path)))
+    real = ChatEngine(config, base_only=True)
+    real.model, real.tokenizer = engine.model, engine.tokenizer  # loaded: share the module's weights
+    session = ChatSession(config, engine=real)
+    session.ask("2024 camry le horsepower")
+    assert session.last_sources[0]["id"] == "toyota-camry-2024-le" and session.retrieval_problem is None
+    answer = session.ask("What horsepower does the 2024 Toyota Zephyr GT make?")
+    assert session.history[-1].finish_reason == "guard"
+    assert answer.startswith("I have no record of the 2024 Toyota Zephyr GT")
+    assert (tmp_path / "knowledge.sqlite").is_file()

@@ -41,14 +41,15 @@ BASE = "base"
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens")
 
 
-def sources_note(sources: list[dict[str, str]], retrieval: bool, finish_reason: str | None) -> str:
-    """"sources: 2024 Toyota Camry LE · Turbocharger" under an answer ('' when there is nothing to say)."""
+def sources_note(sources: list[dict[str, str]], retrieval: bool, finish_reason: str | None,
+                 problem: str | None = None) -> str:
+    """"sources: 2024 Toyota Camry LE · Turbocharger" under an answer."""
     if finish_reason == "guard":
         return "refused by the retrieval guard: that vehicle is not in the knowledge store"
     if not retrieval:
         return "closed-book (retrieval off)"
     if not sources:
-        return "no passages found"
+        return f"closed-book: retrieval is unavailable ({problem.splitlines()[0]})" if problem else "no passages found"
     return "sources: " + " · ".join(str(source.get("title") or source.get("id")) for source in sources)
 
 
@@ -238,7 +239,8 @@ class ChatScreen(ModeScreen):
         turn = session.history[-1] if session.history else None
         sources = [dict(source) for source in getattr(turn, "sources", [])] if turn is not None else []
         self.post_message(ReplyFinished("".join(parts), stopped, stats, sources,
-                                        bool(getattr(turn, "retrieval", False))))
+                                        bool(getattr(turn, "retrieval", False)),
+                                        getattr(session, "retrieval_problem", None)))
 
     @on(ReplyStarted)
     async def reply_started(self, message: ReplyStarted) -> None:
@@ -260,9 +262,9 @@ class ChatScreen(ModeScreen):
         note = finish_note(message.stats, message.stopped)
         conversation = self.query_one("#conversation")
         await conversation.mount(Static(note, classes="answer-note" + (" -stopped" * message.stopped)))
-        said = sources_note(message.sources, message.retrieval, message.stats.get("finish_reason"))
-        if said:
-            await conversation.mount(Static(said, classes="answer-sources", markup=False))
+        said = sources_note(message.sources, message.retrieval, message.stats.get("finish_reason"),
+                            message.retrieval_problem)
+        await conversation.mount(Static(self.app.services.sanitize(said), classes="answer-sources", markup=False))
         self.answering = False
         self.show_status(f"● {self.session.source if self.session else ''} · {note}")
 
