@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu_run.sh [--deadline SECONDS] STAGE...
 #
-# Stages: env, assets, levers, seed, carexpert, carexpert_mb4, compare, decode, probe. Results go to $OUT
+# Stages: env, assets, levers, seed, carexpert, carexpert_mb4, compare, decode, probe, serve. Results go to $OUT
 # (default benchmarks/results/raw). The random checkpoint, tokenizer and dataset are built
 # once under $BENCH (/dev/shm/bench when shared memory has room, else /tmp/bench) and reused
 # by later stages and later calls on the same machine. Missing Python packages come from
@@ -54,6 +54,7 @@ for name in "$@"; do
     decode) stage decode 300 python3 benchmarks/decode.py --model "$MODEL" --out "$OUT/decode.json" ;;
     probe) stage probe 240 python3 benchmarks/decode_probe.py --model "$MODEL" --out "$OUT/decode_probe.json" \
              ${PROBE_PATHS:+--paths $PROBE_PATHS} ;;
+    serve) stage serve 480 python3 benchmarks/serve_load.py ${SERVE_ARGS:-} --out "$OUT/serve_load.json" ;;
     *) echo "unknown stage $name"; exit 2 ;;
   esac
 done

@@ -52,7 +52,8 @@ def start_server(work: Path, model: str | None, queue: int, max_tokens: int) -> 
                              "--max-queue", str(queue), "--max-tokens", str(max(max_tokens, 16)),
                              "--state-dir", str(work / "state"), "--config", str(config)],
                             cwd=work, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "CAREXPERT_CONFIG": "", "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "CAREXPERT_CONFIG": "",
+                                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     deadline = time.monotonic() + 900  # the compiled warm-up on a GPU takes a while
     while time.monotonic() < deadline:
         if proc.poll() is not None:
