@@ -104,7 +104,11 @@ def main() -> int:
     parser.add_argument("--variants", default="seed,all_linear,bf16,bf16_lr1e3")
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--eval-args", default="", help="extra arguments for 'carexpert eval' (one string)")
+    parser.add_argument("--overrides-file", type=Path, default=None,
+                        help="a JSON object of overrides (e.g. a sweep's best.json) run as the variant 'chosen'")
     args = parser.parse_args()
+    if args.overrides_file is not None:
+        VARIANTS["chosen"] = json.loads(args.overrides_file.read_text(encoding="utf-8"))
     names = [n for n in args.variants.split(",") if n]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
