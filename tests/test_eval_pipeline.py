@@ -209,3 +209,27 @@ def test_rescoring_saved_answers_reproduces_the_scores(adapter_run):
     assert again.items == outcome.items
     for key in ("categories", "overall", "holdouts", "val_loss", "perplexity", "dataset_fingerprint"):
         assert again.summary[key] == outcome.summary[key]
+
+
+def test_a_row_is_done_at_eos_or_a_new_turn_and_stays_done(adapter_run):
+    """generate ends a batch when the criterion says every row is done; done rows are not decoded again."""
+    import torch
+
+    from carexpert.evaluation.generate import _make_stopper, length_order, resolve_batch_size
+
+    run, config = adapter_run
+    _, tokenizer = load_tiny_with_adapter(config, run.adapter)
+    eos = tokenizer.eos_token_id
+    turn = tokenizer("\n### Instruction:", add_special_tokens=False)["input_ids"]
+    stop = _make_stopper(tokenizer, 2, {eos}, ["\n### Instruction:"], None)
+    prompt = [[5, 6]] * 3
+    first = torch.tensor([p + [t] for p, t in zip(prompt, [eos, 7, 7])])
+    assert stop(first, None).tolist() == [True, False, False]
+    ids = torch.cat([first, torch.tensor([[0], [8], [8]])], dim=1)
+    assert stop(ids, None).tolist() == [True, False, False]  # row 0 stays done after EOS
+    tail = torch.tensor([turn] * 3)
+    ids = torch.cat([ids, tail], dim=1)
+    assert stop(ids, None).tolist() == [True, True, True]  # a new turn ends the others: the batch stops
+    assert length_order(tokenizer, ["a", "a much longer prompt than the first", "mid size one"]) == [1, 2, 0]
+    assert resolve_batch_size(0, torch.device("cpu")) == 16 and resolve_batch_size(0, torch.device("cuda")) == 256
+    assert resolve_batch_size(64, torch.device("cpu")) == 64

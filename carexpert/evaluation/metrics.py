@@ -37,7 +37,7 @@ SPEC_FAMILIES = frozenset({"power", "torque", "speed", "economy", "ev_economy", 
 
 _REFUSAL_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
     r"\bi (?:do not|don't|dont|really don't) (?:know|have (?:any |reliable |verified )?"
-    r"(?:information|data|details|specs|specifications|record))",
+    r"(?:information|data|details|specs|specifications|record|figures|numbers))",
     r"\bi(?:'m| am) not (?:aware|familiar|sure|certain)\b",
     r"\b(?:not|never) (?:aware|heard) of\b",
     r"\bno (?:such|known|record of|information (?:about|on)|data (?:about|on))\b",
