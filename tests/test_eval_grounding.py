@@ -147,3 +147,15 @@ def test_sides_are_parsed_defaulted_and_paired():
     assert choose_sides(config) == ("base_closed", "tuned_closed")
     with pytest.raises(UserError, match="no side left"):
         choose_sides(config, ["base_rag"], compare_base=False)
+
+
+def test_the_builtin_reference_answers_state_no_hallucinated_figure(knowledge):
+    """The generator's own answers are grounded in the store: the detector finds nothing in them (no false
+    alarms from model names, prices per gallon, differences, question numbers or other units)."""
+    from carexpert.dataset import build_builtin
+    from carexpert.evaluation.data import eval_cases
+
+    cases = eval_cases(build_builtin().splits["test"], knowledge=knowledge)
+    judged = [(case, halluc(case, case.reference_text)) for case in cases]
+    assert sum(found is not None for _, found in judged) > 100  # most spec, comparison and made-up questions
+    assert [(case.id, found) for case, found in judged if found] == []

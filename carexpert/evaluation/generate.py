@@ -62,6 +62,12 @@ def resolve_batch_size(batch_size: int, device: Any) -> int:
     return AUTO_BATCH_GPU if getattr(device, "type", str(device)) == "cuda" else AUTO_BATCH_CPU
 
 
+def padded_tokens(lengths: Sequence[int], order: Sequence[int], batch_size: int) -> int:
+    """Prompt tokens a batched run processes, padding included, when batching ``order``."""
+    return sum(len(batch) * max(lengths[i] for i in batch)
+               for batch in (order[start:start + batch_size] for start in range(0, len(order), batch_size)))
+
+
 def length_order(tokenizer: Any, prompts: Sequence[str]) -> list[int]:
     """Prompt indices, longest prompt first (ties keep their order), for batches with little padding."""
     if not prompts:
@@ -131,9 +137,10 @@ def _finish(tokenizer: Any, token_ids: list[int], eos_ids: set[int], stops: Sequ
 def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,
                      batch_size: int, progress: ProgressCallback | None = None, phase: str = "generate",
                      cancel: threading.Event | None = None, greedy: bool = True,
-                     temperature: float = 1.0) -> list[Generation]:
+                     temperature: float = 1.0, sort_by_length: bool = True) -> list[Generation]:
     """Answer every prompt, ``batch_size`` at a time (0: auto), left padded, longest prompts first;
-    greedy unless told otherwise. Answers come back in the order of ``prompts``."""
+    greedy unless told otherwise. Answers come back in the order of ``prompts`` (``sort_by_length=False``
+    batches them in that order instead: for measuring what sorting saves)."""
     from transformers import GenerationConfig
 
     stops = stop_strings()
@@ -144,7 +151,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_
         top_p=None, top_k=None, pad_token_id=pad_id, eos_token_id=sorted(eos_ids) or None)
     device = next(model.parameters()).device
     size = resolve_batch_size(batch_size, device)
-    order = length_order(tokenizer, prompts)
+    order = length_order(tokenizer, prompts) if sort_by_length else list(range(len(prompts)))
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     answers: dict[int, Generation] = {}
