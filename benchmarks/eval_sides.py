@@ -101,7 +101,8 @@ def load(args: argparse.Namespace, config, workdir: Path):
 
         base, _ = load_for_inference(config)
         torch.manual_seed(0)
-        peft_model = get_peft_model(base, LoraConfig(r=64, lora_alpha=16, target_modules=list(config.lora.target_modules)))
+        lora = LoraConfig(r=64, lora_alpha=16, target_modules=list(config.lora.target_modules))
+        peft_model = get_peft_model(base, lora)
         with torch.no_grad():
             for name, param in peft_model.named_parameters():
                 if "lora_B" in name:
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from carexpert.retrieval import open_retriever  # the knowledge store, where this carexpert has it
 
-            retriever = open_retriever(config, count_tokens=lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"]))
+            retriever = open_retriever(config)  # the context budget counted as training counts it
             retriever_kind = "knowledge store"
         except ImportError:
             retriever, retriever_kind = stand_in_retriever(knowledge, config.retrieval.top_k), "stand-in"

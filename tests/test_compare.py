@@ -26,7 +26,8 @@ def make_run(runs_dir, run_id, lr, losses, val=None, score=None):
         folder = paths.eval / "20261125-100000"
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text(json.dumps(  # as results version 1 wrote it (read as version 2)
-            {"version": 1, "categories": {"specs": {"tuned": {"score": score}}}, "overall": {"tuned": {"score": score}}}))
+            {"version": 1, "categories": {"specs": {"tuned": {"score": score}}},
+             "overall": {"tuned": {"score": score}}}))
     with open(paths.events, "a") as handle:  # a torn last line, as after a crash
         handle.write('{"type": "step", "st')
     return paths

@@ -79,7 +79,8 @@ def test_add_case_saves_a_case_later_evaluations_load(tmp_path, capsys):
 
 
 def test_eval_run_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, capsys):
-    """`carexpert eval RUN --limit 2` with the builtin data: held-out items, showcase, a user case."""
+    """`carexpert eval RUN --limit 2` with the builtin data and the knowledge store: held-out items, showcase, a
+    user case, on the four sides (retrieval is on by default), then closed-book only with --sides."""
     import json
 
     from eval_fixtures import make_adapter_run
@@ -97,9 +98,16 @@ def test_eval_run_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, capsys)
     path.write_text(config_to_toml(current))
     assert main(["eval", "add-case", "-q", "Is the Camry reliable?", "--key-terms", "reliability",
                  "--config", str(path)]) == 0
+    assert main(["eval", "r-e2e", "--limit", "2", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "results saved in" in out and "overall" in out and "tuned+rag" in out
+    grounded = load_results(list_results(run)[0])
+    assert grounded.summary["sides"] == ["base_closed", "base_rag", "tuned_closed", "tuned_rag"]
+    camry = next(i for i in grounded.items if "2024 Toyota Camry LE" in i["question"])  # a showcase question
+    assert camry["retrieved"][0]["id"] == "toyota-camry-2024-le" and camry["retrieved"][0]["how"] == "entity"
+    assert all(item["tuned_rag"] is not None and "used" in item["tuned_rag"] for item in grounded.items)
     assert main(["eval", "r-e2e", "--limit", "2", "--sides", "tuned_closed,base_closed", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "results saved in" in out and "overall" in out
     result = load_results(list_results(run)[0])
     sources = result.summary["sources"]
     assert sources["test"] == 2 and sources["showcase"] >= 10 and sources["user"] == 1

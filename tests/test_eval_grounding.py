@@ -62,7 +62,8 @@ def test_a_figure_for_a_made_up_model_is_hallucinated(knowledge):
     assert halluc(case, "I have no record of the Toyota Zephyr GT, so I won't guess its figures.") == []
     # a user case that expects a refusal and names no store vehicle is judged as made up too
     user = EvalCase(id="u", category="user", question="Is the Zephyrion fast?", expect_refusal=True)
-    assert score_answer(user, "It does 0-60 in 4.1 seconds.", tolerance=TOLERANCE)["hallucinated"][0]["why"] == "made_up"
+    invented = score_answer(user, "It does 0-60 in 4.1 seconds.", tolerance=TOLERANCE)["hallucinated"]
+    assert invented[0]["why"] == "made_up"
 
 
 def test_a_real_vehicle_with_a_wrong_figure_is_hallucinated_and_the_right_one_in_another_unit_is_not(knowledge):
@@ -98,7 +99,8 @@ def test_used_passages_are_those_whose_figures_or_key_terms_the_answer_states():
     passages = [CAMRY, ACCORD, TURBO]
     assert used_passages("The 2024 Camry LE makes 203 hp.", passages, question="Camry hp?") == [CAMRY.id]
     assert used_passages("That is 143 kW.", passages, question="Accord power?") == [ACCORD.id]  # 192 hp in kW
-    assert used_passages("Both make 32 mpg combined.", passages, question="Camry or Accord mpg?") == [CAMRY.id, ACCORD.id]
+    both = used_passages("Both make 32 mpg combined.", passages, question="Camry or Accord mpg?")
+    assert both == [CAMRY.id, ACCORD.id]
     turbo = "Exhaust gas spins a turbine that drives a compressor, forcing in more air."
     assert used_passages(turbo, passages, question="How does a turbocharger work?") == [TURBO.id]
     assert used_passages("I'm not sure.", passages, question="Camry hp?") == []

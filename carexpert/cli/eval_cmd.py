@@ -66,7 +66,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         return run_rescore(args)
     if args.rest:
         raise UserError(f"unexpected argument(s) {' '.join(args.rest)!r}",
-                        fix="carexpert eval RUN [--limit N] [--sides S,S] [--no-base], or carexpert eval show RUN [RESULT]")
+                        fix="carexpert eval RUN [--limit N] [--sides S,S] [--no-base], "
+                            "or carexpert eval show RUN [RESULT]")
     if args.question:
         raise UserError("--question belongs to 'carexpert eval add-case'")
     return run_evaluate(args)
@@ -227,7 +228,8 @@ def _sides_table(summary: dict) -> Table:
     for side in sides:
         table.add_column(SIDES[side].short, justify="right", no_wrap=True)
     for category, block in (summary.get("categories") or {}).items():
-        table.add_row(category, str(block.get("n", "")), *(_num((block.get(side) or {}).get("score")) for side in sides))
+        table.add_row(category, str(block.get("n", "")),
+                      *(_num((block.get(side) or {}).get("score")) for side in sides))
     overall = summary.get("overall") or {}
     table.add_section()
     table.add_row("overall", str(summary.get("n_items", "")),

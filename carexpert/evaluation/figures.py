@@ -16,7 +16,8 @@ Numbers the question gives ("at $3.00 a gallon") and figures of the item's refer
 comparison's difference, a fuel-cost sum) are never counted. Times count only in seconds
 (a 0-60 claim, not "charges in 18 minutes"), dollars from $1,000 (a car's price, not
 "$3.50 a gallon"), and only numbers written with their unit ("Ram 1500 and 262 lb-ft" does
-not make the 1500 a torque). A range counts only when the store's value lies outside it. The figures a question is about are put into the case's expectations
+not make the 1500 a torque). A range counts only when the store's value lies outside it.
+The figures a question is about are put into the case's expectations
 (``store_expectations``) when the evaluation data is built, from the record's ``fact_ids``
 and the vehicle table, with the helper the dataset generator uses (``vehicle_reference``).
 """
@@ -81,7 +82,8 @@ def store_expectations(record: Mapping[str, Any], knowledge: Any) -> dict[str, A
         return {}
     figures: dict[str, float] = {}
     for vehicle in vehicles:
-        figures.update({key: value for key, (value, _) in vehicle_reference(vehicle, reference_prefix(vehicle)).items()})
+        keyed = vehicle_reference(vehicle, reference_prefix(vehicle))
+        figures.update({key: value for key, (value, _) in keyed.items()})
     lacks = set.intersection(*(lacking_families(v) for v in vehicles)) if vehicles else set()
     return {"vehicles": [v.id for v in vehicles], "figures": figures,
             "lacks": sorted(lacks), "made_up": made_up}
@@ -107,7 +109,8 @@ def _consistent(quantity: Quantity, values: Iterable[tuple[str, str, float]], to
         if family != quantity.family:
             continue
         low, high = quantity.value_in(unit)
-        if _within(low, value, tolerance) or _within(high, value, tolerance) or (quantity.is_range and low <= value <= high):
+        if _within(low, value, tolerance) or _within(high, value, tolerance) \
+                or (quantity.is_range and low <= value <= high):
             return True
     return False
 

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from carexpert.errors import UserError
 from carexpert.evaluation.cases import EvalCase
 from carexpert.evaluation.generate import EvaluationCancelled, ProgressCallback
 from carexpert.retrieval import Passage, Retrieval
@@ -80,12 +79,9 @@ def retrieve_all(retriever: Any, cases: Sequence[EvalCase], *, guard: bool, prog
 
 
 def open_eval_retriever(config: Any, count_tokens: Callable[[str], int] | None = None) -> Any:
-    """The knowledge store's retriever for ``config`` (``carexpert.retrieval.open_retriever``)."""
-    try:
-        from carexpert.retrieval import open_retriever  # the knowledge store (branch kb)
-    except ImportError:
-        raise UserError("the retrieval sides need the knowledge store, and this carexpert has no "
-                        "carexpert.retrieval.open_retriever yet", where="retrieval.enabled",
-                        fix="evaluate closed-book: --sides tuned_closed,base_closed "
-                            "(or set retrieval.enabled = false)") from None
+    """The knowledge store's retriever for ``config`` (``carexpert.retrieval.open_retriever``; it builds the
+    store when it is missing). ``count_tokens`` left out, the context budget is counted the way the
+    training records were grounded."""
+    from carexpert.retrieval import open_retriever
+
     return open_retriever(config, count_tokens=count_tokens)

@@ -246,7 +246,8 @@ def _count(values) -> dict[str, int]:
     return counts
 
 
-def choose_sides(config: Config, sides: Sequence[str] | None = None, compare_base: bool | None = None) -> tuple[str, ...]:
+def choose_sides(config: Config, sides: Sequence[str] | None = None,
+                 compare_base: bool | None = None) -> tuple[str, ...]:
     """The sides to evaluate: ``sides`` when named, else the defaults (retrieval sides follow
     ``retrieval.enabled``, base sides ``eval.compare_base``); ``compare_base=False`` drops base sides."""
     if sides:
@@ -293,8 +294,7 @@ def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, com
 
         data.fingerprint = fingerprint_from_config(config, tokenizer)
     if retriever is None and any(SIDES[side].rag for side in chosen):
-        retriever = open_eval_retriever(
-            config, count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+        retriever = open_eval_retriever(config)  # the context budget counted as training and chat count it
     load_s = time.perf_counter() - started
     if progress:
         progress("load", 1, 1)

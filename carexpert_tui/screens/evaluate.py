@@ -26,7 +26,7 @@ from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static
 
 from carexpert.evaluation.sides import SIDES, baseline_side, headline_side
 from carexpert_tui import control
-from carexpert_tui.formatting import number, percent
+from carexpert_tui.formatting import percent
 from carexpert_tui.messages import EvalFinished, EvalProgressed
 from carexpert_tui.run_rows import RunRow
 from carexpert_tui.screens.base import ModeScreen

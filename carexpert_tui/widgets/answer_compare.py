@@ -75,7 +75,8 @@ class AnswerCompare(VerticalScroll, can_focus=True):
             tuned.update("")
             return
         variables = self.app.theme_variables
-        self.query_one("#item-question", Static).update(Text(f"{item.get('id', '')}  {clean(item.get('question', ''))}"))
+        question = Text(f"{item.get('id', '')}  {clean(item.get('question', ''))}")
+        self.query_one("#item-question", Static).update(question)
         expected = Text()
         if item.get("reference"):
             expected.append("reference: ", style="italic")
