@@ -31,6 +31,10 @@ APP_VARIABLES = {
     "vram-used": "success",
     "verdict-good": "success",
     "verdict-bad": "error",
+    "side-base-closed": "secondary",
+    "side-base-rag": "accent",
+    "side-tuned-closed": "primary",
+    "side-tuned-rag": "success",
 }
 
 BRAND_THEME = Theme(

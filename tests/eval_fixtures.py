@@ -7,6 +7,7 @@ from pathlib import Path
 from carexpert.config import Config, write_frozen_config
 from carexpert.evaluation.cases import EvalCase
 from carexpert.prompt import render_prompt
+from carexpert.retrieval import Hit, Passage, Retrieval, UnknownVehicle
 from carexpert.runs import RunPaths
 
 CASES = [
@@ -18,6 +19,34 @@ CASES = [
     EvalCase(id="r1", category="specs", question="What is the 0-60 time of the Toyota Zephyrion GT?",
              expect_refusal=True),
 ]
+CAMRY = Passage("toyota-camry-2024-le", "vehicle", "2024 Toyota Camry LE",
+                "2024 Toyota Camry LE: midsize sedan, 2.5-liter inline-four, 203 hp (151 kW), 184 lb-ft (249 N·m), "
+                "32 mpg combined (7.4 L/100 km), $26,420.")
+ACCORD = Passage("honda-accord-2023-lx", "vehicle", "2023 Honda Accord LX",
+                 "2023 Honda Accord LX: midsize sedan, 1.5-liter turbocharged inline-four, 192 hp (143 kW), "
+                 "192 lb-ft (260 N·m), 32 mpg combined, $27,295.")
+TURBO = Passage("concept:turbocharger", "concept", "Turbocharger",
+                "Turbocharger: a turbine spun by exhaust gas drives a compressor that forces more air into the "
+                "engine; a supercharger is driven by the crankshaft through a belt.")
+
+
+class FakeRetriever:
+    """What carexpert.retrieval's retriever does, for three known questions: passages for the Camry and
+    the turbo, and an unknown make and model for the Zephyrion (the guard's case)."""
+
+    def __init__(self):
+        self.questions: list[str] = []
+
+    def retrieve(self, question: str) -> Retrieval:
+        self.questions.append(question)
+        if "Zephyrion" in question:
+            return Retrieval(question, (Hit(CAMRY, 1.5, "text"),),
+                             UnknownVehicle("Toyota Zephyrion GT", (CAMRY, ACCORD)))
+        if "Camry" in question:
+            return Retrieval(question, (Hit(CAMRY, 9.0, "entity"), Hit(ACCORD, 2.1, "text")))
+        return Retrieval(question, (Hit(TURBO, 4.2, "text"),))
+
+
 VALIDATION = [
     {"id": "v1", "instruction": "How much torque does the Camry make?", "input": "",
      "output": "The Camry makes 184 lb-ft of torque."},

@@ -25,8 +25,9 @@ def make_run(runs_dir, run_id, lr, losses, val=None, score=None):
     if score is not None:
         folder = paths.eval / "20261125-100000"
         folder.mkdir(parents=True)
-        (folder / "summary.json").write_text(json.dumps(
-            {"categories": {"specs": {"tuned": {"score": score}}}, "overall": {"tuned": {"score": score}}}))
+        (folder / "summary.json").write_text(json.dumps(  # as results version 1 wrote it (read as version 2)
+            {"version": 1, "categories": {"specs": {"tuned": {"score": score}}},
+             "overall": {"tuned": {"score": score}}}))
     with open(paths.events, "a") as handle:  # a torn last line, as after a crash
         handle.write('{"type": "step", "st')
     return paths
@@ -40,7 +41,8 @@ def test_compare_reads_curves_diff_and_eval(tmp_path):
     assert result["curves"][0].validation == [(3, 1.2)]
     assert result["finals"][1] == {"last_train_loss": 1.9, "best_val_loss": None, "steps": 2}
     assert result["config_diff"] == {"train.learning_rate": [2e-4, 1e-4]}
-    assert result["eval"][0]["overall"]["tuned"]["score"] == 0.5
+    assert result["eval"][0]["overall"]["tuned_closed"]["score"] == 0.5
+    assert result["eval"][0]["sides"] == ["tuned_closed"]
 
 
 def test_cli_compare_prints_tables_and_refuses_missing_runs(tmp_path):

@@ -1,4 +1,5 @@
-"""The results files (write + load round trip, atomic folders) and user eval cases."""
+"""The results files (write + load round trip, atomic folders, version 1 files read as version 2) and user
+eval cases."""
 
 from __future__ import annotations
 
@@ -20,9 +21,23 @@ from carexpert.runs import RunPaths
 
 SIDE = {"score": 0.5, "correct_rate": 0.5, "numeric_accuracy": 1.0, "concept_coverage": None,
         "refusal_rate": 0.0, "clean_stop_rate": 1.0, "repetition_rate": 0.0, "mean_length": 12.0}
+NO_RAG = {"base_rag": None, "tuned_rag": None}
 
 
 def sample_summary(run_id="r1"):
+    """A version 2 summary with the two closed-book sides."""
+    return {"version": 2, "run_id": run_id, "created": "2026-11-25T10:00:00+00:00", "model": "embedded",
+            "adapter": "runs/r1/adapter", "config": {"eval": {"max_new_tokens": 200}},
+            "dataset_fingerprint": "f00", "n_items": 1, "sides": ["base_closed", "tuned_closed"],
+            "timings": {"load_s": 1.0, "retrieval_s": None, "base_closed_s": 2.0, "tuned_closed_s": 2.0,
+                        "total_s": 5.0},
+            "val_loss": {"base": 2.5, "tuned": 1.5}, "perplexity": {"base": 12.18, "tuned": 4.48},
+            "categories": {"specs": {"n": 1, "base_closed": SIDE, "tuned_closed": SIDE, **NO_RAG}},
+            "overall": {"base_closed": SIDE, "tuned_closed": SIDE, **NO_RAG}}
+
+
+def v1_summary(run_id="r1"):
+    """A summary as version 1 wrote it (before retrieval): sides "base" and "tuned"."""
     return {"version": 1, "run_id": run_id, "created": "2026-11-25T10:00:00+00:00", "model": "embedded",
             "adapter": "runs/r1/adapter", "config": {"eval": {"max_new_tokens": 200}},
             "dataset_fingerprint": "f00", "n_items": 1,
@@ -32,10 +47,24 @@ def sample_summary(run_id="r1"):
             "overall": {"base": SIDE, "tuned": SIDE}}
 
 
-ITEM = {"id": "s1", "category": "specs", "question": "Camry hp?", "reference": "203 hp",
-        "expected": {"reference": {"hp": 203.0}, "key_terms": [], "expect_refusal": False},
-        "base_answer": "It is a car.", "tuned_answer": "203 hp — “quoted”", "base": {"verdict": "wrong", "score": 0.0},
-        "tuned": {"verdict": "correct", "score": 1.0}}
+EXPECTED = {"reference": {"hp": 203.0}, "key_terms": [], "expect_refusal": False}
+ITEM_V1 = {"id": "s1", "category": "specs", "question": "Camry hp?", "reference": "203 hp", "expected": EXPECTED,
+           "base_answer": "It is a car.", "tuned_answer": "203 hp — “quoted”",
+           "base": {"verdict": "wrong", "score": 0.0}, "tuned": {"verdict": "correct", "score": 1.0}}
+ITEM = {"id": "s1", "category": "specs", "question": "Camry hp?", "reference": "203 hp", "expected": EXPECTED,
+        "retrieved": None, "unknown": None,
+        "base_closed_answer": "It is a car.", "tuned_closed_answer": "203 hp — “quoted”",
+        "base_closed": {"verdict": "wrong", "score": 0.0}, "tuned_closed": {"verdict": "correct", "score": 1.0},
+        "base_rag_answer": None, "base_rag": None, "tuned_rag_answer": None, "tuned_rag": None}
+
+
+def write_v1(eval_dir, summary, items, name):
+    """A result folder exactly as a version 1 carexpert left it."""
+    folder = eval_dir / name
+    folder.mkdir(parents=True)
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary), encoding="utf-8")
+    (folder / ITEMS_FILE).write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
+    return folder
 
 
 def test_write_and_load_round_trip(tmp_path):
@@ -46,6 +75,25 @@ def test_write_and_load_round_trip(tmp_path):
     loaded = load_results(path)
     assert loaded.summary == sample_summary() and loaded.items == [ITEM]
     assert not [p for p in run.eval.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_version_1_results_are_read_as_version_2(tmp_path):
+    run = RunPaths(tmp_path / "r1")
+    folder = write_v1(run.eval, v1_summary(), [ITEM_V1, {**ITEM_V1, "base": None, "base_answer": None}],
+                      "20261125-100000")
+    loaded = load_results(folder)
+    summary = loaded.summary
+    assert summary["version"] == 2 and summary["upgraded_from"] == 1
+    assert summary["sides"] == ["base_closed", "tuned_closed"]
+    assert summary["overall"] == {"base_closed": SIDE, "tuned_closed": SIDE}
+    assert summary["categories"]["specs"] == {"n": 1, "base_closed": SIDE, "tuned_closed": SIDE}
+    assert summary["timings"] == {"load_s": 1.0, "base_closed_s": 2.0, "tuned_closed_s": 2.0, "total_s": 5.0}
+    first, second = loaded.items
+    assert first["tuned_closed"] == ITEM_V1["tuned"] and first["base_closed_answer"] == "It is a car."
+    assert first["retrieved"] is None and "tuned" not in first and "base_answer" not in first
+    assert second["base_closed"] is None and second["base_closed_answer"] is None
+    assert json.loads((folder / SUMMARY_FILE).read_text())["version"] == 1  # the file itself is left alone
+    assert list_results(run) == [folder] and find_result(run) == folder
 
 
 def test_same_second_gets_a_new_folder_and_newest_is_listed_first(tmp_path):

@@ -54,16 +54,19 @@ def run_compare(args: argparse.Namespace) -> int:
     summaries = result["eval"]
     categories = sorted({c for s in summaries if s for c in s.get("categories", {})})
     if categories:
-        scores = Table(title="eval score (tuned) by category")
+        from carexpert.evaluation.sides import headline_side
+
+        scores = Table(title="eval score (tuned, with retrieval when evaluated) by category")
         scores.add_column("category")
         for run_id in args.runs:
             scores.add_column(run_id)
         for category in [*categories, "overall"]:
             row = []
             for summary in summaries:
+                side = headline_side((summary or {}).get("sides") or [])
                 block = (summary or {}).get("overall" if category == "overall" else "categories", {})
                 block = block if category == "overall" else block.get(category, {})
-                row.append(_fmt(((block or {}).get("tuned") or {}).get("score")))
+                row.append(_fmt(((block or {}).get(side) or {}).get("score") if side else None))
             scores.add_row(category, *row)
         console.print(scores)
     return 0

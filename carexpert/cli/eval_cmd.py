@@ -1,6 +1,8 @@
-"""``carexpert eval``: evaluate a run (base vs tuned), show saved results, add eval cases.
+"""``carexpert eval``: evaluate a run (base vs tuned, closed-book and with retrieval), show saved results, add cases.
 
-    carexpert eval RUN [--limit N] [--no-base]       evaluate RUN's adapter, save and print results
+    carexpert eval RUN [--limit N] [--sides S,S] [--no-base]
+                                                     evaluate RUN's adapter, save and print results
+                                                     (sides: base_closed, base_rag, tuned_closed, tuned_rag, all)
     carexpert eval show RUN [RESULT] [--items]       print saved results (newest by default)
     carexpert eval rescore RUN [RESULT]              score saved answers again with the current metrics
     carexpert eval add-case --question Q [--reference A] [--category C] [--key-terms T ...]
@@ -20,8 +22,10 @@ from rich.table import Table
 from carexpert.cli.main import add_config_option
 from carexpert.config import load_or_default
 from carexpert.errors import UserError
+from carexpert.evaluation.sides import SIDES, baseline_side, headline_side, parse_sides
 
-PHASE_LABELS = {"load": "loading model", "tuned": "tuned answers", "base": "base answers",
+PHASE_LABELS = {"load": "loading model", "retrieve": "retrieving passages",
+                **{name: f"{side.label} answers" for name, side in SIDES.items()},
                 "val_loss_tuned": "validation loss (tuned)", "val_loss_base": "validation loss (base)"}
 
 
@@ -35,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_group = parser.add_argument_group("evaluating a run")
     run_group.add_argument("--limit", type=int, default=None, metavar="N",
                            help="evaluate only the first N held-out items (showcase and your cases always run)")
+    run_group.add_argument("--sides", default=None, metavar="S,S",
+                           help="which sides to evaluate, comma-separated: base_closed, base_rag, tuned_closed, "
+                                "tuned_rag, or all (default: retrieval sides when retrieval.enabled, base sides "
+                                "when eval.compare_base)")
     run_group.add_argument("--no-base", action="store_true", help="skip the base model (adapter off) answers")
     show_group = parser.add_argument_group("show")
     show_group.add_argument("--items", action="store_true", help="also list every question with both verdicts")
@@ -58,7 +66,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         return run_rescore(args)
     if args.rest:
         raise UserError(f"unexpected argument(s) {' '.join(args.rest)!r}",
-                        fix="carexpert eval RUN [--limit N] [--no-base], or carexpert eval show RUN [RESULT]")
+                        fix="carexpert eval RUN [--limit N] [--sides S,S] [--no-base], "
+                            "or carexpert eval show RUN [RESULT]")
     if args.question:
         raise UserError("--question belongs to 'carexpert eval add-case'")
     return run_evaluate(args)
@@ -70,6 +79,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 0:
         raise UserError("--limit must be 0 (all) or more")
+    sides = parse_sides(args.sides) if args.sides is not None else None
     config = load_or_default(args.config)
     run = RunPaths.of(config.train.runs_dir, args.target)
     console = Console(stderr=True)
@@ -85,7 +95,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         try:
             outcome = evaluate_run(config, run, limit=args.limit, compare_base=False if args.no_base else None,
-                                   progress=report, cancel=cancel)
+                                   sides=sides, progress=report, cancel=cancel)
         except KeyboardInterrupt:
             cancel.set()
             raise
@@ -130,7 +140,7 @@ def run_show(args: argparse.Namespace) -> int:
     console = Console()
     render_summary(console, results.summary)
     if args.items:
-        render_items(console, results.items)
+        render_items(console, results.items, results.summary.get("sides"))
     console.print(f"[dim]{results.path}[/dim]")
     return 0
 
@@ -183,7 +193,14 @@ STYLE_COLUMNS = (("clean stop", "clean_stop_rate", True, 0), ("repetition", "rep
                  ("tokens", "mean_length", False, 0), ("words", "mean_words", False, 0))
 
 
+def _pair_sides(summary: dict) -> tuple[str | None, str | None]:
+    """(base side, tuned side) of the arrow tables: the headline tuned side and the base side beside it."""
+    tuned = headline_side(summary.get("sides") or [])
+    return baseline_side(summary.get("sides") or [], tuned), tuned
+
+
 def _table(summary: dict, title: str, columns: tuple) -> Table:
+    base_side, tuned_side = _pair_sides(summary)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("category", no_wrap=True)
     table.add_column("n", justify="right")
@@ -191,38 +208,90 @@ def _table(summary: dict, title: str, columns: tuple) -> Table:
         table.add_column(label, justify="right", no_wrap=True)
     for category, block in (summary.get("categories") or {}).items():
         table.add_row(category, str(block.get("n", "")),
-                      *(_pair(block.get("base"), block.get("tuned"), key, pct, d) for _, key, pct, d in columns))
+                      *(_pair(block.get(base_side) if base_side else None, block.get(tuned_side), key, pct, d)
+                        for _, key, pct, d in columns))
     overall = summary.get("overall") or {}
     table.add_section()
     table.add_row("overall", str(summary.get("n_items", "")),
-                  *(_pair(overall.get("base"), overall.get("tuned"), key, pct, d) for _, key, pct, d in columns),
+                  *(_pair(overall.get(base_side) if base_side else None, overall.get(tuned_side), key, pct, d)
+                    for _, key, pct, d in columns),
                   style="bold")
     return table
 
 
+def _sides_table(summary: dict) -> Table:
+    """The score of every evaluated side, per category: the four columns side by side."""
+    sides = list(summary.get("sides") or [])
+    table = Table(title=f"{summary.get('run_id')}: score by side", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("category", no_wrap=True)
+    table.add_column("n", justify="right")
+    for side in sides:
+        table.add_column(SIDES[side].short, justify="right", no_wrap=True)
+    for category, block in (summary.get("categories") or {}).items():
+        table.add_row(category, str(block.get("n", "")),
+                      *(_num((block.get(side) or {}).get("score")) for side in sides))
+    overall = summary.get("overall") or {}
+    table.add_section()
+    table.add_row("overall", str(summary.get("n_items", "")),
+                  *(_num((overall.get(side) or {}).get("score")) for side in sides), style="bold")
+    return table
+
+
+# (column title, summary key): refusals and grounding, one row per side (all percentages).
+GROUNDING_COLUMNS = (("hallucinated", "hallucination_rate"), ("false refusals", "false_refusal_rate"),
+                     ("guard", "guard_refusal_rate"), ("made-up refused", "correct_refusal_rate"),
+                     ("by model", "model_correct_refusal_rate"))
+
+
+def _grounding_table(summary: dict) -> Table:
+    table = Table(title=f"{summary.get('run_id')}: grounding and refusals (overall)", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("side", no_wrap=True)
+    for label, _ in GROUNDING_COLUMNS:
+        table.add_column(label, justify="right", no_wrap=True)
+    overall = summary.get("overall") or {}
+    for side in summary.get("sides") or []:
+        block = overall.get(side) or {}
+        table.add_row(SIDES[side].short, *(_num(block.get(key), percent=True) for _, key in GROUNDING_COLUMNS))
+    return table
+
+
 def render_summary(console: Console, summary: dict) -> None:
-    """Per-category tables of base→tuned (accuracy, then how it answers), losses and timings."""
-    base_shown = (summary.get("overall") or {}).get("base") is not None
-    sides = "base→tuned" if base_shown else "tuned only (no base comparison)"
+    """Score by side and category, then base→tuned tables (accuracy, how it answers), grounding per side,
+    losses and timings."""
+    base_side, tuned_side = _pair_sides(summary)
+    setting = "with retrieval" if tuned_side == "tuned_rag" else "closed-book"
+    sides = f"base→tuned ({setting})" if base_side else f"tuned only ({setting}, no base comparison)"
+    if len(summary.get("sides") or []) > 1:
+        console.print(_sides_table(summary))
     console.print(_table(summary, f"{summary.get('run_id')}: accuracy, {sides}", ACCURACY_COLUMNS))
     console.print(_table(summary, f"{summary.get('run_id')}: how it answers, {sides}", STYLE_COLUMNS))
+    console.print(_grounding_table(summary))
     loss, ppl, timings = summary.get("val_loss") or {}, summary.get("perplexity") or {}, summary.get("timings") or {}
     if loss.get("tuned") is not None:
         console.print(f"validation loss {_arrow(loss)}   perplexity {_arrow(ppl)}")
-    seconds = {key: _num(timings.get(f"{key}_s"), digits=0) for key in ("total", "load", "tuned", "base")}
-    console.print(f"[dim]model {summary.get('model')}  ·  {summary.get('created')}  ·  total {seconds['total']} s "
-                  f"(load {seconds['load']}, tuned {seconds['tuned']}, base {seconds['base']})[/dim]")
+    parts = [f"{key[:-2].replace('_', ' ')} {_num(value, digits=0)}" for key, value in timings.items()
+             if key not in ("total_s",) and value is not None]
+    console.print(f"[dim]model {summary.get('model')}  ·  {summary.get('created')}  ·  total "
+                  f"{_num(timings.get('total_s'), digits=0)} s ({', '.join(parts)})[/dim]")
 
 
-def render_items(console: Console, items: list[dict]) -> None:
+def render_items(console: Console, items: list[dict], sides: list[str] | None = None) -> None:
+    sides = list(sides or [s for s in SIDES if any(item.get(s) for item in items)])
+    shown = headline_side(sides)
     table = Table(title="items", title_justify="left", show_lines=False)
-    for column in ("id", "category", "base", "tuned", "tuned answer"):
-        table.add_column(column, overflow="fold" if column == "tuned answer" else "ellipsis")
+    table.add_column("id", overflow="ellipsis")
+    table.add_column("category", overflow="ellipsis")
+    for side in sides:
+        table.add_column(SIDES[side].short, overflow="ellipsis")
+    table.add_column(f"{SIDES[shown].label if shown else 'tuned'} answer", overflow="fold")
     for item in items:
-        base, tuned = item.get("base"), item.get("tuned") or {}
-        answer = (item.get("tuned_answer") or "").replace("\n", " ")
-        table.add_row(str(item.get("id")), str(item.get("category")),
-                      "—" if base is None else f"{base.get('verdict')} {_num(base.get('score'))}",
-                      f"{tuned.get('verdict')} {_num(tuned.get('score'))}",
+        answer = (item.get(f"{shown}_answer") or "").replace("\n", " ") if shown else ""
+        cells = []
+        for side in sides:
+            result = item.get(side)
+            cells.append("—" if result is None else
+                         f"{'guard' if result.get('guard') else result.get('verdict')} {_num(result.get('score'))}")
+        table.add_row(str(item.get("id")), str(item.get("category")), *cells,
                       answer[:160] + ("…" if len(answer) > 160 else ""))
     console.print(table)

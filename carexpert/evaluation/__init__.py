@@ -1,8 +1,12 @@
-"""Evaluation: base vs tuned answers on held-out questions, scored with car-aware metrics.
+"""Evaluation: held-out questions answered on up to four sides (base / tuned, closed-book / with
+retrieval), scored with car-aware metrics.
 
+- ``sides``: the four sides, which run by default, and ``--sides`` parsing
 - ``units``: numbers with units in text, and conversions (hp/kW, lb-ft/N·m, mpg/L per 100 km, ...)
 - ``concepts`` / ``metrics``: scoring one answer; aggregating per category
-- ``generate``: batched, left-padded, greedy generation with the shared prompt template
+- ``figures``: hallucinated figures (stated for a made-up model, contradicting the store, or not published)
+- ``retrieve`` / ``attribution``: one retrieval per question, the guard, and the passages an answer used
+- ``generate``: batched, left-padded, length-sorted, greedy generation with the shared prompt
 - ``loss``: validation loss and perplexity on answer tokens
 - ``cases``: what is evaluated (held-out records, showcase questions, user-added cases)
 - ``runner``: the whole evaluation of a run; ``results``: the files it writes and how to read them

@@ -39,11 +39,17 @@ class EvalCase:
     expect_refusal: bool = False
     source: str = "test"
     holdout: str = ""  # how the dataset held it out: "fact" (never seen), "question", "showcase"; "user"
+    # What the knowledge store says about the vehicles the question names (carexpert.evaluation.figures
+    # .store_expectations): {"vehicles", "figures", "lacks", "made_up"}; {} when it names none.
+    store: dict[str, Any] = field(default_factory=dict)
 
     def expected(self) -> dict[str, Any]:
         """The machine-checkable expectations, as written to items.jsonl."""
-        return {"reference": dict(self.reference), "key_terms": list(self.key_terms),
-                "expect_refusal": self.expect_refusal}
+        expected = {"reference": dict(self.reference), "key_terms": list(self.key_terms),
+                    "expect_refusal": self.expect_refusal}
+        if self.store:
+            expected["store"] = self.store
+        return expected
 
     def to_record(self) -> dict[str, Any]:
         """The Alpaca-style record (the form of the cases file and of dataset records)."""

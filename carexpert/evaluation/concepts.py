@@ -122,11 +122,16 @@ _STOPWORDS = frozenset(normalize(
     "car cars vehicle vehicles"))
 
 
+def content_words(text: str, exclude: str = "") -> set[str]:
+    """The distinct content words of ``text`` (normalized, no stop words or bare numbers), less those of ``exclude``."""
+    excluded = set(normalize(exclude))
+    return {w for w in normalize(text) if w not in _STOPWORDS and not w.isdigit() and w not in excluded}
+
+
 def content_recall(reference_text: str, answer: str, exclude: str = "") -> float:
     """Share of the reference answer's distinct content words that the answer uses (for cases that
     give only a free-text reference); words of ``exclude`` (the question) do not count."""
-    excluded = set(normalize(exclude))
-    wanted = {w for w in normalize(reference_text) if w not in _STOPWORDS and not w.isdigit() and w not in excluded}
+    wanted = content_words(reference_text, exclude)
     if not wanted:
         return 0.0
     present = set(normalize(answer))

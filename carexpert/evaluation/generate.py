@@ -1,10 +1,17 @@
 """Batched answer generation for evaluation: left padding, greedy, stop at EOS or a new turn.
 
-Every question is rendered with the shared prompt template (``carexpert.prompt``), so the
-model sees exactly what it was trained on. Rows of a batch finish independently: a
-stopping criterion marks a row done when it emits EOS or starts a new "### ..." turn,
-and the batch ends when every row is done or the token limit is reached. Each answer
-records why it ended ("eos", "stop_string" or "length"), which the clean-stop metric reads.
+Every question is rendered with the shared prompt function (``carexpert.dataset.tokenization
+.prompt_for``, over ``carexpert.prompt``), retrieved passages included, so the model sees exactly
+what it was trained on. Rows of a batch finish independently: a stopping criterion marks a row
+done when it emits EOS or starts a new "### ..." turn, and generate ends the batch as soon as
+every row is done (or at the token limit). Each answer records why it ended ("eos",
+"stop_string" or "length"), which the clean-stop metric reads.
+
+Speed: prompts are sorted by length (longest first) before batching, so a batch holds prompts
+of similar length and little padding, and answers are put back in the callers' order. A
+batch size of 0 means "as large as fits": 256 rows on a GPU (far more than a 270M model
+needs to keep one busy), 16 on a CPU; a batch that runs out of GPU memory is split in half
+and retried, and the smaller size is kept for the rest.
 
 Cancellation is cooperative: a set ``threading.Event`` ends the current batch at the next
 token and raises ``EvaluationCancelled``.
@@ -17,9 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from carexpert.prompt import render_prompt, stop_strings
+from carexpert.prompt import stop_strings
 
 ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
+AUTO_BATCH_GPU = 256
+AUTO_BATCH_CPU = 16
 
 
 class EvaluationCancelled(Exception):
@@ -35,9 +44,36 @@ class Generation:
     stop_reason: str  # "eos" | "stop_string" | "length"
 
 
-def build_prompts(questions: Sequence[tuple[str, str]], system: str | None) -> list[str]:
-    """Prompts for (instruction, input) pairs with the shared template."""
-    return [render_prompt(instruction, input_text, system=system) for instruction, input_text in questions]
+def build_prompts(questions: Sequence[tuple[str, str]], system: str | None,
+                  contexts: Sequence[Sequence[str]] | None = None) -> list[str]:
+    """Prompts for (instruction, input) pairs with the shared prompt function; ``contexts`` holds
+    each question's retrieved passage texts (None: closed-book)."""
+    from carexpert.dataset.tokenization import prompt_for
+
+    return [prompt_for({"instruction": instruction, "input": input_text, "system": system,
+                        "context": list(contexts[i]) if contexts is not None else []})
+            for i, (instruction, input_text) in enumerate(questions)]
+
+
+def resolve_batch_size(batch_size: int, device: Any) -> int:
+    """``eval.batch_size``, with 0 (auto) made concrete for ``device``."""
+    if batch_size > 0:
+        return batch_size
+    return AUTO_BATCH_GPU if getattr(device, "type", str(device)) == "cuda" else AUTO_BATCH_CPU
+
+
+def padded_tokens(lengths: Sequence[int], order: Sequence[int], batch_size: int) -> int:
+    """Prompt tokens a batched run processes, padding included, when batching ``order``."""
+    return sum(len(batch) * max(lengths[i] for i in batch)
+               for batch in (order[start:start + batch_size] for start in range(0, len(order), batch_size)))
+
+
+def length_order(tokenizer: Any, prompts: Sequence[str]) -> list[int]:
+    """Prompt indices, longest prompt first (ties keep their order), for batches with little padding."""
+    if not prompts:
+        return []
+    lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
+    return sorted(range(len(prompts)), key=lambda i: -lengths[i])
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -61,17 +97,21 @@ def _make_stopper(tokenizer: Any, prompt_length: int, eos_ids: set[int], stops: 
     eos = torch.tensor(sorted(eos_ids)) if eos_ids else None
 
     class _Stop(StoppingCriteria):
+        finished = None  # rows already done: never decoded again
+
         def __call__(self, input_ids, scores, **kwargs):
             new = input_ids[:, prompt_length:]
-            done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            if self.finished is None:
+                self.finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            done = self.finished.clone()
             if cancel is not None and cancel.is_set():
                 return torch.ones_like(done)
             if eos is not None and new.shape[1]:
-                done |= torch.isin(new, eos.to(new.device)).any(dim=1)
-            for row in range(new.shape[0]):
-                if not done[row]:
-                    tail = tokenizer.decode(new[row, -tail_tokens:], skip_special_tokens=True)
-                    done[row] = any(stop in tail for stop in stops)
+                done |= torch.isin(new[:, -1:], eos.to(new.device)).any(dim=1)
+            for row in (~done).nonzero().flatten().tolist():
+                tail = tokenizer.decode(new[row, -tail_tokens:], skip_special_tokens=True)
+                done[row] = any(stop in tail for stop in stops)
+            self.finished = done
             return done
 
     return _Stop()
@@ -97,10 +137,11 @@ def _finish(tokenizer: Any, token_ids: list[int], eos_ids: set[int], stops: Sequ
 def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,
                      batch_size: int, progress: ProgressCallback | None = None, phase: str = "generate",
                      cancel: threading.Event | None = None, greedy: bool = True,
-                     temperature: float = 1.0) -> list[Generation]:
-    """Answer every prompt, ``batch_size`` at a time, left padded; greedy unless told otherwise."""
-    import torch
-    from transformers import GenerationConfig, StoppingCriteriaList
+                     temperature: float = 1.0, sort_by_length: bool = True) -> list[Generation]:
+    """Answer every prompt, ``batch_size`` at a time (0: auto), left padded, longest prompts first;
+    greedy unless told otherwise. Answers come back in the order of ``prompts`` (``sort_by_length=False``
+    batches them in that order instead: for measuring what sorting saves)."""
+    from transformers import GenerationConfig
 
     stops = stop_strings()
     eos_ids = _eos_ids(model, tokenizer)
@@ -109,33 +150,68 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_
         max_new_tokens=max_new_tokens, do_sample=not greedy, temperature=None if greedy else temperature,
         top_p=None, top_k=None, pad_token_id=pad_id, eos_token_id=sorted(eos_ids) or None)
     device = next(model.parameters()).device
+    size = resolve_batch_size(batch_size, device)
+    order = length_order(tokenizer, prompts) if sort_by_length else list(range(len(prompts)))
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    answers: list[Generation] = []
+    answers: dict[int, Generation] = {}
     try:
         if progress:
             progress(phase, 0, len(prompts))
-        for start in range(0, len(prompts), batch_size):
+        start = 0
+        while start < len(order):
             if cancel is not None and cancel.is_set():
                 raise EvaluationCancelled()
-            batch = list(prompts[start:start + batch_size])
-            encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=True)
-            encoded = {k: v.to(device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
-            prompt_length = encoded["input_ids"].shape[1]
-            stopper = _make_stopper(tokenizer, prompt_length, eos_ids, stops, cancel)
-            with torch.inference_mode():
-                output = model.generate(**encoded, generation_config=generation_config,
-                                        stopping_criteria=StoppingCriteriaList([stopper]))
+            indices = order[start:start + size]
+            try:
+                generated = _generate_batch(model, tokenizer, [prompts[i] for i in indices], generation_config,
+                                            eos_ids, stops, cancel, device)
+            except Exception as exc:  # out of GPU memory: halve the batch and try again
+                if not _is_out_of_memory(exc) or size == 1:
+                    raise
+                size = max(1, len(indices) // 2)
+                _free_cuda_memory()
+                continue
             if cancel is not None and cancel.is_set():
                 raise EvaluationCancelled()
-            for row in output[:, prompt_length:].tolist():
-                answers.append(_finish(tokenizer, _strip_padding(row, pad_id, eos_ids), eos_ids, stops,
-                                       max_new_tokens))
+            for index, row in zip(indices, generated):
+                answers[index] = _finish(tokenizer, _strip_padding(row, pad_id, eos_ids), eos_ids, stops,
+                                         max_new_tokens)
+            start += len(indices)
             if progress:
                 progress(phase, len(answers), len(prompts))
     finally:
         tokenizer.padding_side = old_side
-    return answers
+    return [answers[i] for i in range(len(prompts))]
+
+
+def _generate_batch(model: Any, tokenizer: Any, batch: list[str], generation_config: Any, eos_ids: set[int],
+                    stops: Sequence[str], cancel: threading.Event | None, device: Any) -> list[list[int]]:
+    """New token ids of each row of one left-padded batch (generate stops when every row is done)."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=True)
+    encoded = {k: v.to(device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
+    prompt_length = encoded["input_ids"].shape[1]
+    stopper = _make_stopper(tokenizer, prompt_length, eos_ids, stops, cancel)
+    with torch.inference_mode():
+        output = model.generate(**encoded, generation_config=generation_config,
+                                stopping_criteria=StoppingCriteriaList([stopper]))
+    return output[:, prompt_length:].tolist()
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _free_cuda_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _strip_padding(row: list[int], pad_id: int, eos_ids: set[int]) -> list[int]:

@@ -10,8 +10,12 @@ spelled out in docs/evaluation.md):
 - refusal (made-up models): says it does not know / no such model, and invents no specs;
 
 plus quality measures that do not change the score: clean stop (EOS before the token
-limit), repetition rate (share of repeated word 3-grams) and length. The item score
-is the mean of its components, in [0, 1], and the verdict follows from it.
+limit), repetition rate (share of repeated word 3-grams), length and hallucinated figures
+(``figures``). The item score is the mean of its components, in [0, 1], and the verdict
+follows from it. An answer the retrieval guard gave (``guard=True``: the question named a
+model the store does not know, so nothing was generated) is scored like any answer, but
+leaves the measures of how the model writes (clean stop, repetition, length) to the answers
+it generated, and the summary counts guard refusals apart from the model's own.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 from carexpert.evaluation.cases import EvalCase
 from carexpert.evaluation.concepts import concept_coverage, content_recall, normalize, term_present
+from carexpert.evaluation.figures import hallucinated_figures, hallucination_rate
 from carexpert.evaluation.units import Quantity, convert, extract_quantities, unit_family, unit_for_key
 
 CORRECT_AT = 0.75  # an item scoring at least this is "correct"; above 0 it is "partial"
@@ -32,7 +37,7 @@ SPEC_FAMILIES = frozenset({"power", "torque", "speed", "economy", "ev_economy", 
 
 _REFUSAL_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
     r"\bi (?:do not|don't|dont|really don't) (?:know|have (?:any |reliable |verified )?"
-    r"(?:information|data|details|specs|specifications|record))",
+    r"(?:information|data|details|specs|specifications|record|figures|numbers))",
     r"\bi(?:'m| am) not (?:aware|familiar|sure|certain)\b",
     r"\b(?:not|never) (?:aware|heard) of\b",
     r"\bno (?:such|known|record of|information (?:about|on)|data (?:about|on))\b",
@@ -217,17 +222,26 @@ def verdict_for(score: float) -> str:
     return "partial" if score > 0 else "wrong"
 
 
+GUARD = "guard"  # the stop reason of an answer the retrieval guard gave without generating
+
+
 def score_answer(case: EvalCase, answer: str, *, tolerance: float, stop_reason: str = "eos",
                  n_tokens: int | None = None) -> dict[str, Any]:
-    """Verdict, score and every metric for one answer to one case (a JSON-ready dict)."""
-    refused = is_refusal(answer)
+    """Verdict, score and every metric for one answer to one case (a JSON-ready dict).
+
+    ``stop_reason`` "guard" marks the retrieval guard's answer: refused, not generated."""
+    guard = stop_reason == GUARD
+    refused = guard or is_refusal(answer)
     result: dict[str, Any] = {
         "verdict": "unscored", "score": None, "numeric_accuracy": None, "numeric_detail": {},
-        "concept_coverage": None, "terms_found": [], "terms_missing": [], "refused": refused,
-        "clean_stop": stop_reason == "eos", "stop_reason": stop_reason,
-        "repetition_rate": round(repetition_rate(answer), 4),
-        "length_tokens": n_tokens if n_tokens is not None else word_count(answer),
-        "length_words": word_count(answer),
+        "concept_coverage": None, "terms_found": [], "terms_missing": [], "refused": refused, "guard": guard,
+        "clean_stop": None if guard else stop_reason == "eos", "stop_reason": stop_reason,
+        "repetition_rate": None if guard else round(repetition_rate(answer), 4),
+        "length_tokens": None if guard else n_tokens if n_tokens is not None else word_count(answer),
+        "length_words": None if guard else word_count(answer),
+        "hallucinated": hallucinated_figures(answer, case.store or {"made_up": case.expect_refusal},
+                                             reference=case.reference,
+                                             question=f"{case.question} {case.input}", tolerance=tolerance),
     }
     if not answer.strip():
         result.update(verdict="empty", score=0.0)
@@ -280,22 +294,44 @@ def _rate(flags: Iterable[bool]) -> float | None:
     return round(sum(1 for f in flags if f) / len(flags), 4) if flags else None
 
 
+def answerable(case: EvalCase) -> bool:
+    """A question with a checkable answer (figures or key terms), not about a made-up model:
+    refusing it is a false refusal."""
+    return not case.expect_refusal and bool(case.reference or case.key_terms)
+
+
 def aggregate(results: Sequence[Mapping[str, Any]], cases: Sequence[EvalCase] | None = None) -> dict[str, Any]:
-    """Category-level numbers for one side (base or tuned) from its per-item results."""
+    """Category-level numbers for one side from its per-item results.
+
+    Refusals: ``refusal_rate`` (all items refused, by the model or the guard),
+    ``guard_refusal_rate`` (answered by the guard), ``false_refusal_rate`` (answerable items
+    refused), ``correct_refusal_rate`` (made-up-model items refused properly, the guard's
+    refusals included) and ``model_correct_refusal_rate`` (the same without the guard's help:
+    only the model's own refusals count). Clean stop, repetition and length cover the answers
+    the model generated (not the guard's).
+    """
+    cases = list(cases or [])
     scored = [r for r in results if r.get("score") is not None]
-    refusal_cases = [r for r, c in zip(results, cases or []) if c.expect_refusal]
+    generated = [r for r in results if not r.get("guard")]
+    refusal_cases = [r for r, c in zip(results, cases) if c.expect_refusal]
+    answerable_cases = [r for r, c in zip(results, cases) if answerable(c)]
     return {
         "score": _mean(r["score"] for r in scored),
         "correct_rate": _rate(r["verdict"] == "correct" for r in scored),
         "numeric_accuracy": _mean(r.get("numeric_accuracy") for r in results),
         "concept_coverage": _mean(r.get("concept_coverage") for r in results),
         "refusal_rate": _rate(r.get("refused", False) for r in results),
+        "guard_refusal_rate": _rate(bool(r.get("guard")) for r in results),
+        "false_refusal_rate": _rate(bool(r.get("refused")) for r in answerable_cases),
         "correct_refusal_rate": _rate(r["verdict"] == "correct" for r in refusal_cases),
-        "clean_stop_rate": _rate(r.get("clean_stop", False) for r in results),
-        "repetition_rate": _mean(r.get("repetition_rate") for r in results),
-        "mean_length": _mean(r.get("length_tokens") for r in results),
-        "mean_words": _mean(r.get("length_words") for r in results),
+        "model_correct_refusal_rate": _rate(r["verdict"] == "correct" and not r.get("guard") for r in refusal_cases),
+        "hallucination_rate": hallucination_rate(results),
+        "clean_stop_rate": _rate(bool(r.get("clean_stop")) for r in generated),
+        "repetition_rate": _mean(r.get("repetition_rate") for r in generated),
+        "mean_length": _mean(r.get("length_tokens") for r in generated),
+        "mean_words": _mean(r.get("length_words") for r in generated),
         "n_scored": len(scored),
+        "n_guard": sum(1 for r in results if r.get("guard")),
     }
 
 

@@ -1,18 +1,25 @@
 """Evaluation results on disk: ``runs/<id>/eval/<timestamp>/{summary.json,items.jsonl}``.
 
-The schema (version 1) is a contract with the app and ``carexpert compare``; it may grow
-keys but never lose or rename them:
+The schema is a contract with the app and ``carexpert compare``. Version 2 names each
+evaluated *side* (``carexpert.evaluation.sides``: ``base_closed``, ``base_rag``,
+``tuned_closed``, ``tuned_rag``):
 
-summary.json = {"version", "run_id", "created", "model", "adapter", "config",
-  "dataset_fingerprint", "n_items", "timings": {"load_s", "base_s", "tuned_s", "total_s"},
+summary.json = {"version": 2, "run_id", "created", "model", "adapter", "config",
+  "dataset_fingerprint", "n_items", "sides": [side, ...],
+  "timings": {"load_s", "retrieval_s", "<side>_s", ..., "total_s"},
   "val_loss": {"base", "tuned"}, "perplexity": {"base", "tuned"},
-  "categories": {cat: {"n", "base": {...}, "tuned": {...}}}, "overall": {"base": {...}, "tuned": {...}}}
+  "categories": {cat: {"n", side: {...}, ...}}, "overall": {side: {...}}, "holdouts": {...}}
 where each side holds "score", "correct_rate", "numeric_accuracy", "concept_coverage",
-"refusal_rate", "clean_stop_rate", "repetition_rate", "mean_length" (plus extra keys).
+"refusal_rate", "false_refusal_rate", "guard_refusal_rate", "correct_refusal_rate",
+"model_correct_refusal_rate", "hallucination_rate", "clean_stop_rate", "repetition_rate",
+"mean_length" (plus extra keys); a side that was not evaluated is null.
 
 items.jsonl = one line per case: {"id", "category", "question", "reference", "expected",
-  "base_answer", "tuned_answer", "base": {"verdict", "score", ...}, "tuned": {...}}.
-Without a base comparison, every "base" entry is null.
+  "retrieved", "unknown", "<side>_answer", ..., side: {"verdict", "score", "guard", "used",
+  "hallucinated", ...}, ...}.
+
+Version 1 files (before retrieval: "base" and "tuned", both closed-book) are read as
+version 2 (``upgrade``): "base" becomes "base_closed", "tuned" "tuned_closed".
 
 A result folder is built under a hidden temporary name and renamed into place whole,
 so a reader never sees half a result.
@@ -33,14 +40,17 @@ from carexpert.errors import UserError
 from carexpert.fsutil import atomic_write_json, atomic_write_text
 from carexpert.runs.paths import RunPaths
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SUMMARY_FILE = "summary.json"
 ITEMS_FILE = "items.jsonl"
 SUMMARY_KEYS = ("version", "run_id", "created", "model", "adapter", "config", "dataset_fingerprint", "n_items",
-                "timings", "val_loss", "perplexity", "categories", "overall")
-SIDE_KEYS = ("score", "correct_rate", "numeric_accuracy", "concept_coverage", "refusal_rate",
+                "sides", "timings", "val_loss", "perplexity", "categories", "overall")
+SIDE_KEYS = ("score", "correct_rate", "numeric_accuracy", "concept_coverage", "refusal_rate", "false_refusal_rate",
+             "guard_refusal_rate", "correct_refusal_rate", "model_correct_refusal_rate", "hallucination_rate",
              "clean_stop_rate", "repetition_rate", "mean_length")
-ITEM_KEYS = ("id", "category", "question", "reference", "expected", "base_answer", "tuned_answer", "base", "tuned")
+ITEM_KEYS = ("id", "category", "question", "reference", "expected", "retrieved")
+V1_SIDES = {"base": "base_closed", "tuned": "tuned_closed"}
 
 
 @dataclass
@@ -101,9 +111,10 @@ def load_results(path: str | Path) -> EvalResults:
                         fix="pick a folder listed by 'carexpert eval show RUN'") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"summary.json cannot be read ({exc})", where=str(summary_path)) from None
-    if not isinstance(summary, dict) or summary.get("version") != SCHEMA_VERSION:
+    if not isinstance(summary, dict) or summary.get("version") not in READABLE_VERSIONS:
         raise UserError(f"unsupported results version {summary.get('version') if isinstance(summary, dict) else '?'}",
-                        where=str(summary_path), fix=f"this carexpert reads version {SCHEMA_VERSION}")
+                        where=str(summary_path),
+                        fix=f"this carexpert reads versions {', '.join(map(str, READABLE_VERSIONS))}")
     items = []
     items_path = folder / ITEMS_FILE
     if items_path.exists():
@@ -114,7 +125,41 @@ def load_results(path: str | Path) -> EvalResults:
                 items.append(json.loads(line))
             except json.JSONDecodeError as exc:
                 raise UserError(f"broken line ({exc.msg})", where=f"{items_path}:{number}") from None
-    return EvalResults(folder, summary, items)
+    return EvalResults(folder, *upgrade(summary, items))
+
+
+def upgrade(summary: dict[str, Any], items: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A version 1 result in the version 2 shape (in memory; the files stay as they are).
+
+    Version 1 had two closed-book sides, "base" and "tuned": they become "base_closed" and
+    "tuned_closed", their answers "<side>_answer"; "sides" lists those that were evaluated.
+    ``upgraded_from`` records the version read. A version 2 result is returned unchanged.
+    """
+    if summary.get("version") != 1:
+        return summary, items
+
+    def rename(block: Any) -> Any:
+        if not isinstance(block, dict):
+            return block
+        return {V1_SIDES.get(key, key): value for key, value in block.items()}
+
+    overall = summary.get("overall") or {}
+    sides = [V1_SIDES[old] for old in ("base", "tuned") if overall.get(old) is not None]
+    timings = {(f"{V1_SIDES[k[:-2]]}_s" if k[:-2] in V1_SIDES else k): v
+               for k, v in (summary.get("timings") or {}).items()}
+    new = {**summary, "version": SCHEMA_VERSION, "upgraded_from": 1, "sides": sides, "timings": timings,
+           "overall": rename(overall),
+           "categories": {cat: rename(block) for cat, block in (summary.get("categories") or {}).items()},
+           "holdouts": {kind: rename(block) for kind, block in (summary.get("holdouts") or {}).items()}}
+    new_items = []
+    for item in items:
+        moved = {k: v for k, v in item.items() if k not in ("base", "tuned", "base_answer", "tuned_answer")}
+        for old, side in V1_SIDES.items():
+            moved[side] = item.get(old)
+            moved[f"{side}_answer"] = item.get(f"{old}_answer")
+        moved.setdefault("retrieved", None)
+        new_items.append(moved)
+    return new, new_items
 
 
 def list_results(run: RunPaths | str | Path) -> list[Path]:

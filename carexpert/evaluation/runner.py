@@ -1,15 +1,18 @@
-"""Evaluate a run: base vs tuned answers from one set of weights, scored and saved.
+"""Evaluate a run: each held-out question answered on up to four sides, scored and saved.
 
 The model is loaded once with the run's adapter. Tuned answers come from the model as
 loaded; base answers from the same weights inside ``model.disable_adapter()``, so the
 comparison isolates exactly what the adapter changed (no second copy of the base in
-memory, no chance of comparing against a differently loaded base).
+memory, no chance of comparing against a differently loaded base). The retrieval sides
+(``carexpert.evaluation.sides``) put the passages retrieved for each question into its
+prompt; closed-book sides ask the question alone. Retrieval runs once per question and
+both models read the same passages.
 
 Usage from Python (the CLI and the app do the same)::
 
     from carexpert.evaluation import evaluate_run
     outcome = evaluate_run(config, RunPaths.of("runs", "run-20261125-094500-a1b2"), limit=50)
-    print(outcome.path, outcome.summary["overall"]["tuned"]["score"])
+    print(outcome.path, outcome.summary["overall"]["tuned_rag"]["score"])
 """
 
 from __future__ import annotations
@@ -26,14 +29,17 @@ from typing import Any
 
 from carexpert.config import Config, load_config
 from carexpert.errors import UserError
+from carexpert.evaluation.attribution import used_passages
 from carexpert.evaluation.cases import EvalCase
 from carexpert.evaluation.generate import Generation, ProgressCallback, build_prompts, generate_answers
 from carexpert.evaluation.loss import TokenizeFn, answer_loss, perplexity
-from carexpert.evaluation.metrics import aggregate, score_answer
+from carexpert.evaluation.metrics import GUARD, aggregate, score_answer
 from carexpert.evaluation.results import SCHEMA_VERSION, write_results
+from carexpert.evaluation.retrieve import CaseRetrieval, open_eval_retriever, passages_of, retrieve_all
+from carexpert.evaluation.sides import MODELS, SIDE_NAMES, SIDES, default_sides, order
 from carexpert.runs.paths import RunPaths
 
-SIDES = ("base", "tuned")
+LOSS_BATCH_CAP = 32  # validation loss keeps the answer logits of a whole batch (262k-word vocabulary)
 
 
 @dataclass
@@ -65,9 +71,11 @@ def require_adapter(run: RunPaths) -> Path:
 
 
 def run_config(run: RunPaths, current: Config) -> Config:
-    """The run's frozen config (model and data as trained) with the current [eval] settings."""
+    """The run's frozen config (model and data as trained) with the current [eval] and [retrieval]
+    settings: which sides to answer, the store and the guard are choices of the evaluation."""
     config = load_config(run.config) if run.config.is_file() else current
     config.eval = current.eval
+    config.retrieval = current.retrieval
     return config
 
 
@@ -86,58 +94,98 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return round(value, digits)
 
 
-def _side_answers(model: Any, tokenizer: Any, prompts: list[str], config: Config, phase: str,
-                  progress: ProgressCallback | None, cancel: threading.Event | None) -> tuple[list[Generation], float]:
-    started = time.perf_counter()
-    answers = generate_answers(model, tokenizer, prompts, max_new_tokens=config.eval.max_new_tokens,
-                               batch_size=config.eval.batch_size, progress=progress, phase=phase, cancel=cancel)
-    return answers, time.perf_counter() - started
-
-
-def evaluate_model(model: Any, tokenizer: Any, data: EvalData, config: Config, *, compare_base: bool = True,
+def evaluate_model(model: Any, tokenizer: Any, data: EvalData, config: Config, *,
+                   sides: Sequence[str] = ("tuned_closed", "base_closed"), retriever: Any = None,
                    progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Answer, score and aggregate every case; returns (summary without run metadata, items)."""
+    """Answer, score and aggregate every case on each of ``sides``; returns (summary without run
+    metadata, items). ``retriever`` (``retrieve(question) -> Retrieval``) is needed for retrieval sides."""
     cases = data.cases
-    prompts = build_prompts([(c.question, c.input) for c in cases], config.chat.system_prompt)
-    tolerance = config.eval.numeric_tolerance
-    timings: dict[str, float | None] = {"base_s": None, "tuned_s": None}
-    answers: dict[str, list[Generation] | None] = {"base": None, "tuned": None}
-    losses: dict[str, float | None] = {"base": None, "tuned": None}
+    sides = order(sides)
+    timings: dict[str, float | None] = {"retrieval_s": None, **{f"{side}_s": None for side in sides}}
+    retrievals: list[CaseRetrieval] | None = None
+    if any(SIDES[side].rag for side in sides):
+        if retriever is None:
+            raise ValueError("retrieval sides need a retriever")
+        retrievals, seconds = retrieve_all(retriever, cases, guard=config.retrieval.guard, progress=progress,
+                                           cancel=cancel)
+        timings["retrieval_s"] = seconds
+    questions = [(c.question, c.input) for c in cases]
+    system = config.chat.system_prompt
+    prompts = {False: build_prompts(questions, system),
+               True: build_prompts(questions, system, [r.texts for r in retrievals]) if retrievals else None}
+    answers: dict[str, list[Generation] | None] = {side: None for side in SIDE_NAMES}
+    losses: dict[str, float | None] = {model_name: None for model_name in MODELS}
     model.eval()
-    answers["tuned"], timings["tuned_s"] = _side_answers(model, tokenizer, prompts, config, "tuned", progress, cancel)
-    losses["tuned"] = _validation_loss(model, tokenizer, data, config, "val_loss_tuned", progress, cancel)
-    if compare_base:
-        with base_weights(model):
-            answers["base"], timings["base_s"] = _side_answers(model, tokenizer, prompts, config, "base",
-                                                               progress, cancel)
-            losses["base"] = _validation_loss(model, tokenizer, data, config, "val_loss_base", progress, cancel)
+    for model_name in ("tuned", "base"):  # the adapter as loaded first, then switched off once
+        mine = [side for side in sides if SIDES[side].model == model_name]
+        if not mine:
+            continue
+        with (base_weights(model) if model_name == "base" else contextlib.nullcontext()):
+            for side in mine:
+                started = time.perf_counter()
+                answers[side] = _side_answers(model, tokenizer, prompts[SIDES[side].rag],
+                                              retrievals if SIDES[side].rag else None, config, side, progress, cancel)
+                timings[f"{side}_s"] = time.perf_counter() - started
+            losses[model_name] = _validation_loss(model, tokenizer, data, config, f"val_loss_{model_name}",
+                                                  progress, cancel)
 
-    items, scores = score_all(cases, answers, tolerance)
+    items, scores = score_all(cases, answers, config.eval.numeric_tolerance,
+                              [r.hits for r in retrievals] if retrievals else None,
+                              [r.unknown for r in retrievals] if retrievals else None)
     summary = {
         "n_items": len(cases),
+        "sides": list(sides),
         "timings": {key: _round(value, 2) for key, value in timings.items()},
-        "val_loss": {side: _round(losses[side]) for side in SIDES},
-        "perplexity": {side: _round(perplexity(losses[side]), 3) for side in SIDES},
+        "val_loss": {name: _round(losses[name]) for name in MODELS},
+        "perplexity": {name: _round(perplexity(losses[name]), 3) for name in MODELS},
         **scores,
         "n_validation": len(data.validation),
     }
     return summary, items
 
 
+def _side_answers(model: Any, tokenizer: Any, prompts: list[str], retrievals: list[CaseRetrieval] | None,
+                  config: Config, phase: str, progress: ProgressCallback | None,
+                  cancel: threading.Event | None) -> list[Generation]:
+    """One side's answers: the guard's refusal where it applies, generated answers for the rest."""
+    guarded = {i: r.refusal for i, r in enumerate(retrievals or ()) if r.refusal}
+    todo = [i for i in range(len(prompts)) if i not in guarded]
+    generated = generate_answers(model, tokenizer, [prompts[i] for i in todo],
+                                 max_new_tokens=config.eval.max_new_tokens, batch_size=config.eval.batch_size,
+                                 progress=progress, phase=phase, cancel=cancel)
+    answers: dict[int, Generation] = dict(zip(todo, generated))
+    answers.update({i: Generation(text, 0, GUARD) for i, text in guarded.items()})
+    return [answers[i] for i in range(len(prompts))]
+
+
 def score_all(cases: Sequence[EvalCase], answers: dict[str, list[Generation] | None], tolerance: float,
-              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Items (answers with their scores) and the aggregates: categories, overall, sources, holdouts."""
+              retrieved: Sequence[Sequence[dict[str, Any]]] | None = None,
+              unknown: Sequence[str | None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Items (answers with their scores) and the aggregates: categories, overall, sources, holdouts.
+
+    ``retrieved`` holds each case's retrieved passages (saved form); a retrieval side's answers
+    are checked against them for the passages they ``used``."""
     scored: dict[str, list[dict[str, Any]] | None] = {}
-    for side in SIDES:
-        side_answers = answers[side]
-        scored[side] = None if side_answers is None else [
-            score_answer(case, answer.text, tolerance=tolerance, stop_reason=answer.stop_reason,
-                         n_tokens=answer.n_tokens) for case, answer in zip(cases, side_answers)]
-    items = [_item(i, case, answers, scored) for i, case in enumerate(cases)]
+    for side in SIDE_NAMES:
+        side_answers = answers.get(side)
+        if side_answers is None:
+            scored[side] = None
+            continue
+        results = []
+        for index, (case, answer) in enumerate(zip(cases, side_answers)):
+            result = score_answer(case, answer.text, tolerance=tolerance, stop_reason=answer.stop_reason,
+                                  n_tokens=answer.n_tokens)
+            if SIDES[side].rag:
+                hits = retrieved[index] if retrieved is not None else ()
+                result["used"] = used_passages(answer.text, passages_of(hits),
+                                               question=f"{case.question} {case.input}", tolerance=tolerance)
+            results.append(result)
+        scored[side] = results
+    items = [_item(i, case, answers, scored, retrieved, unknown) for i, case in enumerate(cases)]
     return items, {
         "categories": _by_category(cases, scored),
-        "overall": {side: None if scored[side] is None else aggregate(scored[side], cases) for side in SIDES},
+        "overall": {side: None if scored[side] is None else aggregate(scored[side], cases) for side in SIDE_NAMES},
         "sources": _count(c.source for c in cases),
         "holdouts": _by_group(cases, scored, lambda c: c.holdout or c.source),
     }
@@ -147,21 +195,28 @@ def _validation_loss(model: Any, tokenizer: Any, data: EvalData, config: Config,
                      progress: ProgressCallback | None, cancel: threading.Event | None) -> float | None:
     if not data.validation or data.tokenize is None:
         return None
+    from carexpert.evaluation.generate import resolve_batch_size
+
+    batch_size = min(resolve_batch_size(config.eval.batch_size, next(model.parameters()).device), LOSS_BATCH_CAP)
     return answer_loss(model, tokenizer, data.validation, tokenize=data.tokenize,
-                       max_length=config.data.max_length, batch_size=config.eval.batch_size,
+                       max_length=config.data.max_length, batch_size=batch_size,
                        progress=progress, phase=phase, cancel=cancel)
 
 
-def _item(index: int, case: EvalCase, answers: dict, scored: dict) -> dict[str, Any]:
-    return {
+def _item(index: int, case: EvalCase, answers: dict, scored: dict, retrieved: Sequence | None,
+          unknown: Sequence | None) -> dict[str, Any]:
+    item: dict[str, Any] = {
         "id": case.id, "category": case.category, "question": case.question,
         "reference": case.reference_text, "expected": case.expected(),
-        "base_answer": None if answers["base"] is None else answers["base"][index].text,
-        "tuned_answer": answers["tuned"][index].text,
-        "base": None if scored["base"] is None else scored["base"][index],
-        "tuned": scored["tuned"][index],
         "input": case.input, "source": case.source, "holdout": case.holdout,
+        "retrieved": None if retrieved is None else list(retrieved[index]),
+        "unknown": None if unknown is None else unknown[index],
     }
+    for side in SIDE_NAMES:
+        side_answers = answers.get(side)
+        item[f"{side}_answer"] = None if side_answers is None else side_answers[index].text
+        item[side] = None if scored[side] is None else scored[side][index]
+    return item
 
 
 def _by_category(cases: Sequence[EvalCase], scored: dict) -> dict[str, Any]:
@@ -169,7 +224,7 @@ def _by_category(cases: Sequence[EvalCase], scored: dict) -> dict[str, Any]:
 
 
 def _by_group(cases: Sequence[EvalCase], scored: dict, key: Callable[[EvalCase], str]) -> dict[str, Any]:
-    """{group: {"n", "base", "tuned"}} for cases grouped by ``key`` (category, holdout kind)."""
+    """{group: {"n", side: {...} or None, ...}} for cases grouped by ``key`` (category, holdout kind)."""
     categories: dict[str, list[int]] = {}
     for index, case in enumerate(cases):
         categories.setdefault(key(case), []).append(index)
@@ -178,7 +233,7 @@ def _by_group(cases: Sequence[EvalCase], scored: dict, key: Callable[[EvalCase],
         indices = categories[category]
         subset = [cases[i] for i in indices]
         table[category] = {"n": len(indices)}
-        for side in SIDES:
+        for side in SIDE_NAMES:
             results = scored[side]
             table[category][side] = None if results is None else aggregate([results[i] for i in indices], subset)
     return table
@@ -191,18 +246,37 @@ def _count(values) -> dict[str, int]:
     return counts
 
 
+def choose_sides(config: Config, sides: Sequence[str] | None = None,
+                 compare_base: bool | None = None) -> tuple[str, ...]:
+    """The sides to evaluate: ``sides`` when named, else the defaults (retrieval sides follow
+    ``retrieval.enabled``, base sides ``eval.compare_base``); ``compare_base=False`` drops base sides."""
+    if sides:
+        chosen = order(sides)
+    else:
+        chosen = default_sides(config.retrieval.enabled,
+                               config.eval.compare_base if compare_base is None else compare_base)
+    if compare_base is False:
+        chosen = tuple(side for side in chosen if SIDES[side].model == "tuned")
+    if not chosen:
+        raise UserError("no side left to evaluate", where="--sides / --no-base",
+                        fix="name a tuned side (tuned_closed, tuned_rag) or drop --no-base")
+    return chosen
+
+
 def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, compare_base: bool | None = None,
-                 progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
-                 data: EvalData | None = None,
-                 loader: Callable[[Config, Path], tuple[Any, Any]] | None = None) -> EvalOutcome:
-    """Evaluate ``run``'s adapter against its base and save the results in the run folder.
+                 sides: Sequence[str] | None = None, progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None, data: EvalData | None = None,
+                 loader: Callable[[Config, Path], tuple[Any, Any]] | None = None,
+                 retriever: Any = None) -> EvalOutcome:
+    """Evaluate ``run``'s adapter on ``sides`` (default: ``choose_sides``) and save the results in the run folder.
 
     ``limit`` caps the held-out items (and validation records); showcase and user cases are
-    always included. ``data`` and ``loader`` replace the dataset and model loading (tests).
+    always included. ``data``, ``loader`` and ``retriever`` replace the dataset, the model
+    loading and the knowledge store's retriever (tests).
     """
     adapter = require_adapter(run)
     config = run_config(run, config)
-    compare_base = config.eval.compare_base if compare_base is None else compare_base
+    chosen = choose_sides(config, sides, compare_base)
     limit = config.eval.limit if limit is None else limit
     started = time.perf_counter()
     if progress:
@@ -219,10 +293,12 @@ def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, com
         from carexpert.dataset import fingerprint_from_config  # over-long records are skipped by tokenizer
 
         data.fingerprint = fingerprint_from_config(config, tokenizer)
+    if retriever is None and any(SIDES[side].rag for side in chosen):
+        retriever = open_eval_retriever(config)  # the context budget counted as training and chat count it
     load_s = time.perf_counter() - started
     if progress:
         progress("load", 1, 1)
-    partial, items = evaluate_model(model, tokenizer, data, config, compare_base=compare_base,
+    partial, items = evaluate_model(model, tokenizer, data, config, sides=chosen, retriever=retriever,
                                     progress=progress, cancel=cancel)
     timings = {"load_s": round(load_s, 2), **partial.pop("timings"),
                "total_s": round(time.perf_counter() - started, 2)}
@@ -232,7 +308,7 @@ def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, com
         "model": config.model.base_model, "adapter": str(adapter), "config": config.to_dict(),
         "dataset_fingerprint": data.fingerprint, "timings": timings, **partial,
         **_training_data_check(run, data.fingerprint),
-        "compare_base": compare_base, "limit": limit,
+        "compare_base": any(SIDES[side].model == "base" for side in chosen), "limit": limit,
     }
     path = write_results(run.eval, summary, items)
     return EvalOutcome(path, summary, items)

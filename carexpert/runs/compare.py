@@ -61,13 +61,15 @@ def config_diff(runs: list[RunPaths]) -> dict[str, list[Any]]:
 
 
 def latest_eval_summary(run: RunPaths) -> dict[str, Any] | None:
-    """The newest ``eval/<timestamp>/summary.json`` of a run, or None."""
-    if not run.eval.is_dir():
-        return None
-    for folder in sorted((p for p in run.eval.iterdir() if p.is_dir()), reverse=True):
+    """The newest evaluation summary of a run (read by ``carexpert.evaluation.results``, so an
+    older version's file comes in the current shape), or None."""
+    from carexpert.errors import UserError
+    from carexpert.evaluation.results import list_results, load_results  # the owner of the results format
+
+    for folder in list_results(run):
         try:
-            return json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            return load_results(folder).summary
+        except UserError:
             continue
     return None
 

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 from textual_plot import HiResMode, PlotWidget
 
+from carexpert.evaluation.sides import headline_side
 from carexpert_tui.formatting import number
 from carexpert_tui.series import DecimatedSeries
 
@@ -52,7 +53,8 @@ def result_rows(data: dict[str, Any]) -> list[tuple[str, list[str]]]:
             ("best val loss", [shown(f["best_val_loss"]) for f in finals])]
     summaries = data["eval"]
     if any(summaries):
-        tuned = [((s or {}).get("overall") or {}).get("tuned") or {} for s in summaries]
+        tuned = [((s or {}).get("overall") or {}).get(headline_side((s or {}).get("sides") or []) or "") or {}
+                 for s in summaries]
         for key, label in EVAL_METRICS:
             rows.append((label, [shown(t.get(key)) for t in tuned]))
         rows.append(("eval val loss", [shown(((s or {}).get("val_loss") or {}).get("tuned")) for s in summaries]))

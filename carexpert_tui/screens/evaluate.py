@@ -1,4 +1,9 @@
-"""Eval mode: how much better is the tuned model? Base vs tuned, by category and item by item.
+"""Eval mode: how much better is the tuned model? Up to four sides (base / tuned, closed-book /
+with retrieval), by category as a chart and a table, and item by item.
+
+The chart draws one bar per side for every category (``m`` cycles the metric). The table and
+the items compare two sides: the headline tuned side (tuned + retrieval when evaluated) and the
+base side beside it (``carexpert.evaluation.sides``).
 
 Results are the files ``carexpert eval`` writes (``runs/<id>/eval/<time>/``), read with the
 core's ``load_results`` in a worker. A new evaluation is ``carexpert eval RUN`` started as
@@ -19,16 +24,30 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
+from carexpert.evaluation.sides import SIDES, baseline_side, headline_side
 from carexpert_tui import control
-from carexpert_tui.formatting import number, percent
+from carexpert_tui.formatting import percent
 from carexpert_tui.messages import EvalFinished, EvalProgressed
 from carexpert_tui.run_rows import RunRow
 from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.widgets.answer_compare import AnswerCompare, verdict_text
+from carexpert_tui.widgets.side_chart import SideChart
 
 VERDICTS = ("correct", "partial", "wrong", "refused", "empty", "unscored")
 CHANGES = ("improved", "regressed")
 ALL = "all"
+# (summary key, chart title) the chart cycles through with m
+CHART_METRICS = (("score", "score"), ("correct_rate", "correct"), ("numeric_accuracy", "numbers"),
+                 ("concept_coverage", "concepts"), ("hallucination_rate", "hallucinated"))
+STACK_BELOW = 120  # narrower than this, the chart sits above the table instead of beside it
+Pair = tuple[str | None, str | None]  # (base side, tuned side) compared in the table and the items
+
+
+def pair_sides(summary: dict[str, Any]) -> Pair:
+    """The sides the table and the items compare: the headline tuned side and the base side beside it."""
+    sides = summary.get("sides") or []
+    tuned = headline_side(sides)
+    return baseline_side(sides, tuned), tuned
 
 
 def score_of(item: dict[str, Any], side: str) -> float | None:
@@ -36,18 +55,21 @@ def score_of(item: dict[str, Any], side: str) -> float | None:
     return value if isinstance(value, (int, float)) else None
 
 
-def item_matches(item: dict[str, Any], category: str, verdict: str, search: str) -> bool:
+def item_matches(item: dict[str, Any], category: str, verdict: str, search: str,
+                 sides: Pair = ("base_closed", "tuned_closed")) -> bool:
     """Whether an item passes the category, verdict (of the tuned answer, or a change) and text filters."""
+    base_side, tuned_side = sides
     if category != ALL and item.get("category") != category:
         return False
     if verdict in CHANGES:
-        base, tuned = score_of(item, "base"), score_of(item, "tuned")
+        base, tuned = (score_of(item, base_side) if base_side else None), score_of(item, tuned_side or "")
         if base is None or tuned is None or (tuned > base) != (verdict == "improved") or tuned == base:
             return False
-    elif verdict != ALL and (item.get("tuned") or {}).get("verdict") != verdict:
+    elif verdict != ALL and (item.get(tuned_side or "") or {}).get("verdict") != verdict:
         return False
     if search:
-        haystack = " ".join(str(item.get(k) or "") for k in ("id", "question", "base_answer", "tuned_answer"))
+        keys = ("id", "question", *(f"{side}_answer" for side in SIDES))
+        haystack = " ".join(str(item.get(k) or "") for k in keys)
         return search.lower() in haystack.lower()
     return True
 
@@ -60,11 +82,13 @@ def three_places(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def pair(summary_part: dict[str, Any] | None, key: str = "", fmt=two_places) -> str:
-    """"base → tuned" for one figure of a summary section."""
+def pair(summary_part: dict[str, Any] | None, key: str = "", fmt=two_places,
+         sides: tuple[str | None, str | None] = ("base", "tuned")) -> str:
+    """"base → tuned" for one figure of a summary section (``sides``: the two keys to read)."""
     part = summary_part or {}
-    base = part.get("base") if not key else (part.get("base") or {}).get(key)
-    tuned = part.get("tuned") if not key else (part.get("tuned") or {}).get(key)
+    base_key, tuned_key = sides
+    base = part.get(base_key) if not key else (part.get(base_key) or {}).get(key)
+    tuned = part.get(tuned_key) if not key else (part.get(tuned_key) or {}).get(key)
     return f"{fmt(base)} → {fmt(tuned)}"
 
 
@@ -76,6 +100,8 @@ class EvalScreen(ModeScreen):
                 tooltip="Evaluate the selected run again (in the background)"),
         Binding("slash", "search", "Search", id="search-items", tooltip="Search the items"),
         Binding("i", "show_items", "Items", id="show-items", show=False, tooltip="Show the items tab"),
+        Binding("m", "next_metric", "Metric", id="chart-metric", show=False,
+                tooltip="Chart the next metric (score, correct, numbers, concepts, hallucinated)"),
     ]
 
     evaluating: reactive[str | None] = reactive(None, bindings=True)
@@ -83,6 +109,8 @@ class EvalScreen(ModeScreen):
     def __init__(self) -> None:
         super().__init__()
         self.results = None
+        self.sides: Pair = (None, None)
+        self.chart_metric = 0
         self.visible_items: list[dict[str, Any]] = []
         self._options: list[tuple[str, str]] = []
         # (run, results it had before) of a finished evaluation whose new result is shown once listed
@@ -97,7 +125,9 @@ class EvalScreen(ModeScreen):
         with TabbedContent(id="eval-tabs"):
             with TabPane("Summary", id="tab-summary"):
                 yield Static("", id="eval-overview")
-                yield DataTable(id="category-table", cursor_type="row", zebra_stripes=True)
+                with Horizontal(id="summary-split"):
+                    yield SideChart(id="side-chart")
+                    yield DataTable(id="category-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Items", id="tab-items"):
                 with Horizontal(id="item-filters"):
                     yield Select([(ALL, ALL)], value=ALL, allow_blank=False, id="filter-category", compact=True)
@@ -113,16 +143,26 @@ class EvalScreen(ModeScreen):
         self.query_one(AnswerCompare).sanitize = self.app.services.sanitize
         categories = self.query_one("#category-table", DataTable)
         categories.add_columns("category", "n", "score b→t", "correct b→t", "numeric b→t", "clean stop b→t")
-        items = self.query_one("#item-table", DataTable)
-        items.add_column("id", key="id")
-        items.add_column("base", key="base")
-        items.add_column("tuned", key="tuned")
-        items.add_column("question", key="question")
+        self.set_item_columns()
         self.watch(self.app, "runs", self.list_results)
+
+    def on_resize(self) -> None:
+        self.query_one("#summary-split").set_class(self.size.width < STACK_BELOW, "-stacked")
+
+    def set_item_columns(self) -> None:
+        items = self.query_one("#item-table", DataTable)
+        items.clear(columns=True)
+        base_side, tuned_side = self.sides
+        items.add_column("id", key="id")
+        items.add_column(SIDES[base_side].short if base_side else "base", key="base")
+        items.add_column(SIDES[tuned_side].short if tuned_side else "tuned", key="tuned")
+        items.add_column("question", key="question")
 
     def palette_commands(self):
         return [("eval: new evaluation", "Evaluate the selected run in the background", self.action_new_evaluation),
-                ("eval: search items", "Search questions and answers", self.action_search)]
+                ("eval: search items", "Search questions and answers", self.action_search),
+                ("eval: chart next metric", "Score, correct, numbers, concepts, hallucinated",
+                 self.action_next_metric)]
 
     # --- choosing results ----------------------------------------------------------------------
 
@@ -176,19 +216,31 @@ class EvalScreen(ModeScreen):
     def show_results(self, results) -> None:
         self.results = results
         summary = results.summary
+        self.sides = sides = pair_sides(summary)
+        self.set_item_columns()
         overall = summary.get("overall") or {}
+        base_side, tuned_side = sides
+        compared = " → ".join(SIDES[s].short for s in sides if s)
         overview = Text()
         overview.append(f"{summary.get('run_id', '')} · {results.name} · {summary.get('n_items', '?')} items · "
                         f"model {summary.get('model', '?')}\n", style="bold")
-        overview.append(f"score {pair(overall, 'score')}   correct {pair(overall, 'correct_rate', percent)}   "
-                        f"val loss {pair(summary.get('val_loss'), fmt=three_places)}   "
-                        f"perplexity {pair(summary.get('perplexity'), fmt=number)}")
+        overview.append(f"{compared}: score {pair(overall, 'score', sides=sides)}   "
+                        f"correct {pair(overall, 'correct_rate', percent, sides=sides)}   "
+                        f"val loss {pair(summary.get('val_loss'), fmt=three_places)}")
+        headline = overall.get(tuned_side or "") or {}
+        if headline.get("hallucination_rate") is not None or headline.get("guard_refusal_rate"):
+            overview.append(f"\n{SIDES[tuned_side].short}: hallucinated {percent(headline.get('hallucination_rate'))}"
+                            f"   false refusals {percent(headline.get('false_refusal_rate'))}"
+                            f"   guard {percent(headline.get('guard_refusal_rate'))}")
         self.query_one("#eval-overview", Static).update(overview)
         table = self.query_one("#category-table", DataTable)
         table.clear()
         for category, part in (summary.get("categories") or {}).items():
-            table.add_row(category, str(part.get("n", "")), pair(part, "score"), pair(part, "correct_rate", percent),
-                          pair(part, "numeric_accuracy"), pair(part, "clean_stop_rate", percent))
+            table.add_row(category, str(part.get("n", "")), pair(part, "score", sides=sides),
+                          pair(part, "correct_rate", percent, sides=sides),
+                          pair(part, "numeric_accuracy", sides=sides),
+                          pair(part, "clean_stop_rate", percent, sides=sides))
+        self.draw_chart()
         categories = sorted({item.get("category", "") for item in results.items})
         choice = self.query_one("#filter-category", Select)
         with self.prevent(Select.Changed):
@@ -208,22 +260,33 @@ class EvalScreen(ModeScreen):
         verdict = self.query_one("#filter-verdict", Select).value
         search = self.query_one("#filter-search", Input).value.strip()
         self.visible_items = [item for item in self.results.items
-                              if item_matches(item, str(category), str(verdict), search)]
+                              if item_matches(item, str(category), str(verdict), search, self.sides)]
         table = self.query_one("#item-table", DataTable)
         table.clear()
         variables = self.app.theme_variables
+        base_side, tuned_side = self.sides
         for index, item in enumerate(self.visible_items):
-            table.add_row(item.get("id", ""), verdict_text(item.get("base"), variables),
-                          verdict_text(item.get("tuned"), variables),
+            table.add_row(item.get("id", ""), verdict_text(item.get(base_side) if base_side else None, variables),
+                          verdict_text(item.get(tuned_side or ""), variables),
                           self.app.services.sanitize(item.get("question", "")), key=str(index))
-        self.query_one(AnswerCompare).show_item(self.visible_items[0] if self.visible_items else None)
+        self.query_one(AnswerCompare).show_item(self.visible_items[0] if self.visible_items else None, self.sides)
         tabs = self.query_one("#eval-tabs", TabbedContent)
         tabs.get_tab("tab-items").label = f"Items {len(self.visible_items)}/{len(self.results.items)}"
 
     @on(DataTable.RowHighlighted, "#item-table")
     def item_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if 0 <= event.cursor_row < len(self.visible_items):
-            self.query_one(AnswerCompare).show_item(self.visible_items[event.cursor_row])
+            self.query_one(AnswerCompare).show_item(self.visible_items[event.cursor_row], self.sides)
+
+    # --- the chart ---------------------------------------------------------------------------------
+
+    def draw_chart(self) -> None:
+        key, label = CHART_METRICS[self.chart_metric]
+        self.query_one(SideChart).show(self.results.summary if self.results else None, key, label)
+
+    def action_next_metric(self) -> None:
+        self.chart_metric = (self.chart_metric + 1) % len(CHART_METRICS)
+        self.draw_chart()
 
     def action_search(self) -> None:
         self.query_one("#eval-tabs", TabbedContent).active = "tab-items"

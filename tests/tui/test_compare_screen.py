@@ -65,7 +65,7 @@ async def test_marked_runs_open_a_comparison_with_curves_diff_and_results(compar
         assert "model.base_model" not in diff  # only what differs
         results = table_rows(screen.query_one("#run-results", DataTable))
         assert results["steps"] == ["24", "60"]
-        assert results["eval score"] == ["–", "0.9375"]  # only the finished run was evaluated
+        assert results["eval score"] == ["–", "0.975"]  # only the finished run was evaluated (its newest, tuned+rag)
         await pilot.press("escape")
         assert await wait_until(pilot, lambda: not isinstance(app.screen, CompareScreen))
         assert app.screen.marked == {STOPPED, FINISHED}  # marks survive for another look

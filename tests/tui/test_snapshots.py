@@ -88,12 +88,26 @@ def test_train_screen(snap_compare, snapshot_project, size):
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_eval_screen(snap_compare, snapshot_project, size):
-    """The Items tab of the finished run's evaluation: item table with colour-coded verdicts and the
-    first item's base and tuned answers side by side."""
+    """The Items tab of the finished run's newest evaluation: item table with colour-coded verdicts of
+    base+rag and tuned+rag, and the first item's two answers side by side with its retrieved passages."""
 
     async def run_before(pilot):
         assert await wait_until(pilot, lambda: pilot.app.screen.results is not None)
         await pilot.press("i")
+        await settle(pilot)
+
+    assert snap_compare(make_app("eval"), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_eval_summary_chart(snap_compare, snapshot_project, size):
+    """The Summary tab of the four-side evaluation: the overview (base+rag → tuned+rag, hallucinated,
+    false refusals, guard), a bar chart of the score per category with one coloured bar per side
+    (base, base+rag, tuned, tuned+rag) and the base→tuned table; at 80 columns the chart sits above
+    the table, at 120 beside it."""
+
+    async def run_before(pilot):
+        assert await wait_until(pilot, lambda: pilot.app.screen.results is not None)
         await settle(pilot)
 
     assert snap_compare(make_app("eval"), terminal_size=size, run_before=run_before)
