@@ -64,6 +64,7 @@ def test_four_sides_answer_and_results_are_valid(adapter_run):
         assert zephyr[f"{side}_answer"] == refusal
         assert zephyr[side]["guard"] is True and zephyr[side]["verdict"] == "correct"
         assert zephyr[side]["clean_stop"] is None and zephyr[side]["length_tokens"] is None
+        assert zephyr[side]["used"] == []  # the guard's words come from no passage
         assert summary["overall"][side]["guard_refusal_rate"] == pytest.approx(1 / 3, abs=1e-3)
         assert summary["overall"][side]["correct_refusal_rate"] == 1.0
         assert summary["overall"][side]["model_correct_refusal_rate"] == 0.0  # the guard did it, not the model

@@ -176,8 +176,8 @@ def score_all(cases: Sequence[EvalCase], answers: dict[str, list[Generation] | N
         for index, (case, answer) in enumerate(zip(cases, side_answers)):
             result = score_answer(case, answer.text, tolerance=tolerance, stop_reason=answer.stop_reason,
                                   n_tokens=answer.n_tokens)
-            if SIDES[side].rag:
-                hits = retrieved[index] if retrieved is not None else ()
+            if SIDES[side].rag:  # the guard's words come from no passage
+                hits = retrieved[index] if retrieved is not None and not result["guard"] else ()
                 result["used"] = used_passages(answer.text, passages_of(hits),
                                                question=f"{case.question} {case.input}", tolerance=tolerance)
             results.append(result)
