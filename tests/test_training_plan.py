@@ -127,12 +127,20 @@ def test_auto_optimizer_is_fused_for_small_models_on_a_gpu_and_the_seeds_for_big
     assert make_plan(config, cuda=True, cuda_bf16=True, base_params=268_098_176).optimizer == "paged_adamw_8bit"
 
 
-def test_compile_is_planned_on_a_gpu_without_checkpointing_and_never_on_the_cpu():
+def test_compile_is_planned_on_a_gpu_for_big_models_without_checkpointing_and_never_on_the_cpu():
     config = Config()
-    roomy = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=lambda m, c: GIB, gpu_memory=80 * GIB)
+    big = 7_241_732_096
+    roomy = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=lambda m, c: GIB, gpu_memory=80 * GIB,
+                      base_params=big)
     assert roomy.compile and not roomy.gradient_checkpointing
+    small = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=lambda m, c: GIB, gpu_memory=80 * GIB,
+                      base_params=268_098_176)
+    assert not small.compile and not [n for n in small.notices if "compile" in n]
+    config.train.compile = "on"
+    assert make_plan(config, cuda=True, cuda_bf16=True, base_params=268_098_176).compile
+    config.train.compile = "auto"
     tight = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=lambda m, c: (70 if not c else 5) * GIB,
-                      gpu_memory=24 * GIB)
+                      gpu_memory=24 * GIB, base_params=big)
     assert tight.gradient_checkpointing and not tight.compile
     assert not [n for n in tight.notices if "compile" in n]  # 'auto' off with checkpointing: nothing to say
     cpu = make_plan(config, cuda=False, cpu_bf16=False)

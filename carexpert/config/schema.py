@@ -131,7 +131,7 @@ class TrainConfig:
         choices=("chunked", "selective", "full"))
     compile: str = setting(
         "auto", "torch.compile each decoder layer (fewer, fused GPU kernels; the first steps wait for the "
-        "compiler): 'on', 'off', or 'auto' (on a GPU, without gradient checkpointing).",
+        "compiler): 'on', 'off', or 'auto' (on a GPU for 3B+ models, without gradient checkpointing).",
         choices=("auto", "on", "off"))
     upcast_frozen: bool = setting(
         False, "Upcast frozen non-quantized layers to fp32 like peft's prepare_model_for_kbit_training "

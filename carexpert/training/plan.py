@@ -12,8 +12,11 @@ it can be tested without a GPU and tuned from benchmark results:
   (their adapter's 32-bit state is a few MB and one fused kernel replaces a launch per
   tensor) and the seed's paged 8-bit AdamW for bigger ones (memory first); bitsandbytes'
   8-bit/paged AdamW need CUDA; on the CPU adamw_torch, with a notice when one was asked for;
-- compile 'auto': ``torch.compile`` of each decoder layer on a GPU when gradient
-  checkpointing is off (the two were never measured together); never on the CPU;
+- compile 'auto': ``torch.compile`` of each decoder layer on a GPU for base models of
+  ``BIG_MODEL_PARAMS`` and more, when gradient checkpointing is off (the two were never
+  measured together); never on the CPU. A small model's whole run lasts about as long
+  as the compiler takes (a minute or more for the 7B shape's layer on an H100), so
+  'auto' leaves it eager; 'on' compiles it anyway;
 - gradient checkpointing 'auto': on only when ``carexpert.estimate`` says the
   activations would not fit the GPU; never on the CPU;
 - ``auto_micro_batch``: on CUDA, fold accumulation into a bigger micro-batch while the
@@ -108,9 +111,12 @@ def resolve_optimizer(requested: str, *, cuda: bool, base_params: int | None = N
     return requested, None
 
 
-def resolve_compile(requested: str, *, cuda: bool, checkpointing: bool) -> tuple[bool, str | None]:
+def resolve_compile(requested: str, *, cuda: bool, checkpointing: bool,
+                    base_params: int | None = None) -> tuple[bool, str | None]:
     """Whether to compile the decoder layers, and a notice when 'on' could not be honoured."""
     if requested == "off":
+        return False, None
+    if requested == "auto" and (base_params is None or base_params < BIG_MODEL_PARAMS):
         return False, None
     if not cuda:
         return False, ("train.compile = on asks for torch.compile, which carexpert only uses on a GPU "
@@ -168,7 +174,7 @@ def make_plan(config, *, cuda: bool, cuda_bf16: bool = False, cpu_bf16: bool | N
         if micro != train.batch_size:
             notices.append(f"auto_micro_batch: micro-batch {train.batch_size} x {train.grad_accum} accumulation "
                            f"→ {micro} x {accum} (same effective batch, fewer and fuller GPU passes)")
-    compiled, note = resolve_compile(train.compile, cuda=cuda, checkpointing=checkpointing)
+    compiled, note = resolve_compile(train.compile, cuda=cuda, checkpointing=checkpointing, base_params=base_params)
     notices += [note] if note else []
     return TrainPlan("cuda" if cuda else "cpu", precision, compute_dtype, optimizer, checkpointing, micro, accum,
                      world_size=world_size, compile=compiled, notices=notices)

@@ -5,6 +5,8 @@
   the standard path for ``head_loss = "full"`` (``loss.resolve_head_loss`` decides).
 - ``training_step``: counts real (non-padding) tokens and examples as device
   tensors, so counting never waits for the GPU.
+- ``floating_point_ops``: transformers' own estimate (6 x tokens x non-embedding
+  parameters), with the parameter count read once instead of per micro-batch.
 - ``log``: once per logging step, gathers those counts and each rank's GPU memory
   (one small collective on every rank) into ``log_extras`` for the event callback.
 """
@@ -30,6 +32,7 @@ class CarexpertTrainer(Trainer):
             # Make the Trainer count label tokens over the whole accumulated batch
             # (num_items_in_batch), which selective_lm_loss divides by.
             self.model_accepts_loss_kwargs = True
+        self._flops_per_token: int | None = None
         self._window_tokens: torch.Tensor | int = 0
         self._window_samples: torch.Tensor | int = 0
         self.log_extras: dict[str, Any] = {}
@@ -44,6 +47,13 @@ class CarexpertTrainer(Trainer):
             # num_items_in_batch counts every rank's tokens and DDP averages gradients over ranks.
             loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        if self._flops_per_token is None:
+            count = getattr(self.model, "num_parameters", None)
+            self._flops_per_token = 6 * count(exclude_embeddings=True) if count else 0
+        ids = inputs.get("input_ids")
+        return self._flops_per_token * (ids.numel() if ids is not None else 0)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self._window_tokens = self._window_tokens + real_token_count(inputs)
