@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = write_config(args.work, args.overrides)
     command = [sys.executable, "-m", "carexpert.cli.main", "train", "--config", str(config), "--run-id", args.run_id]
+    shutil.rmtree(args.work / "runs" / args.run_id, ignore_errors=True)  # a scratch folder: a second call starts afresh
     started = time.perf_counter()
     completed = subprocess.run(command, env=os.environ.copy())
     wall = time.perf_counter() - started

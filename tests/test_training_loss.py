@@ -196,3 +196,23 @@ def test_head_loss_falls_back_where_the_model_does_more_to_its_logits(model_and_
     monkeypatch.setattr(loss_module, "_forward_source", lambda m: "slice_logits_to_keep\n" + scaled)
     head, note = resolve_head_loss("chunked", model)
     assert head == "selective" and "chunked" in note
+
+
+def test_compiling_wraps_every_decoder_layer_and_falls_back_to_eager_on_errors(tiny_model_dir):
+    """Only the wrapping (compiling itself is measured on the GPU, benchmarks/embedded_levers.py)."""
+    from transformers import AutoModelForCausalLM
+
+    from carexpert.training.model_setup import compile_decoder_layers
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    assert compile_decoder_layers(model) == len(model.model.layers) == 2
+    assert all(layer._compiled_call_impl is not None for layer in model.model.layers)
+    assert torch._dynamo.config.suppress_errors
+
+
+def test_a_compiled_run_gets_a_constant_flash_max_length():
+    collator = make_collator(None, packed=True, flash_attention=True, constant_max_length=512)
+    batch = collator([{"input_ids": [1, 2, 3], "labels": [-100, 2, 3]}, {"input_ids": [1, 4], "labels": [-100, 4]}])
+    assert batch["max_length_q"] == batch["max_length_k"] == 512 and batch["cu_seq_lens_q"].tolist() == [0, 3, 5]
+    plain = make_collator(None, packed=True, flash_attention=False, constant_max_length=512)
+    assert "max_length_q" not in plain([{"input_ids": [1, 2], "labels": [-100, 2]}])
