@@ -205,9 +205,13 @@ def test_compiling_wraps_every_decoder_layer_and_falls_back_to_eager_on_errors(t
     from carexpert.training.model_setup import compile_decoder_layers
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    assert compile_decoder_layers(model) == len(model.model.layers) == 2
-    assert all(layer._compiled_call_impl is not None for layer in model.model.layers)
-    assert torch._dynamo.config.suppress_errors
+    before = torch._dynamo.config.suppress_errors
+    try:
+        assert compile_decoder_layers(model) == len(model.model.layers) == 2
+        assert all(layer._compiled_call_impl is not None for layer in model.model.layers)
+        assert torch._dynamo.config.suppress_errors
+    finally:
+        torch._dynamo.config.suppress_errors = before
 
 
 def test_a_compiled_run_gets_a_constant_flash_max_length():

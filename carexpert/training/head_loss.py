@@ -43,24 +43,28 @@ def labelled_head_loss(hidden: Any, weight: Any, targets: Any, *, chunk_rows: in
 
 
 def _chunk_loss_and_grad(h, weight, targets, softcap, want_grad: bool):
-    """(summed loss, d loss / d h or None) for one chunk of rows."""
+    """(summed loss, d loss / d h or None) for one chunk of rows.
+
+    One fused log-softmax, then its exponential in place is the softmax the gradient
+    needs: three passes over the chunk's logits besides the two matrix multiplies.
+    """
     import torch
     import torch.nn.functional as F
 
-    logits16 = F.linear(h, weight)  # the dtype lm_head would compute in (autocast or the weight's)
-    compute = logits16.dtype
-    logits = logits16.to(torch.promote_types(compute, torch.float32))  # at least fp32, as the standard loss
-    del logits16
+    logits = F.linear(h, weight)  # the dtype lm_head would compute in (autocast or the weight's)
+    compute = logits.dtype
+    logits = logits.to(torch.promote_types(compute, torch.float32))  # at least fp32, as the standard loss
     capped = None
     if softcap:
         capped = torch.tanh(logits / softcap)
         logits = capped * softcap
-    lse = torch.logsumexp(logits, dim=-1)
+    logp = torch.log_softmax(logits, dim=-1)
+    del logits
     rows = torch.arange(targets.shape[0], device=targets.device)
-    loss = (lse - logits[rows, targets]).sum()
+    loss = -logp[rows, targets].sum()
     if not want_grad:
         return loss, None
-    probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+    probs = logp.exp_()  # softmax, in place of the log-probabilities
     probs[rows, targets] -= 1.0
     if capped is not None:
         probs.mul_(1.0 - capped * capped)  # d(cap * tanh(x / cap)) / dx
