@@ -210,6 +210,11 @@ def test_compiling_wraps_every_decoder_layer_and_falls_back_to_eager_on_errors(t
         assert compile_decoder_layers(model) == len(model.model.layers) == 2
         assert all(layer._compiled_call_impl is not None for layer in model.model.layers)
         assert torch._dynamo.config.suppress_errors
+        batch = {"input_ids": torch.tensor([[1, 5, 9, 14]])}
+        torch._dynamo.utils.counters.clear()
+        with torch.no_grad():  # evaluation: eager, nothing compiled (the compiled path is measured on the GPU)
+            model(**batch)
+        assert torch._dynamo.utils.counters["stats"]["calls_captured"] == 0
     finally:
         torch._dynamo.config.suppress_errors = before
 

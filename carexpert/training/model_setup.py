@@ -60,8 +60,9 @@ def compile_decoder_layers(model: Any) -> int:
     around them stay eager. Measured on an H100 with the 4-bit Mistral-7B shape:
     11,476 tokens/s against 8,837-10,006 eager (docs/benchmarks.md). The embedding
     output is made to require grad so the first layer sees the same inputs as the
-    others (no second graph for it). A compile that fails falls back to eager
-    (``suppress_errors``), with the compiler's warning in train.log.
+    others (no second graph for it). Evaluation runs eager (``_training_only``). A
+    compile that fails falls back to eager (``suppress_errors``), with the compiler's
+    warning in train.log.
     """
     import torch
     import torch._dynamo
@@ -79,5 +80,21 @@ def compile_decoder_layers(model: Any) -> int:
         return 0
     base.enable_input_require_grads()
     for layer in layers:
-        layer.compile(dynamic=True)
+        layer._compiled_call_impl = _training_only(layer, torch.compile(layer._call_impl, dynamic=True))
     return len(layers)
+
+
+def _training_only(layer: Any, compiled: Any) -> Any:
+    """The compiled call while gradients are on; evaluation (no grad) stays eager.
+
+    An evaluation pass would otherwise compile a second graph (no backward, another grad
+    mode) for a few batches: tens of seconds of compiler for well under a second of work.
+    """
+    import torch
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if torch.is_grad_enabled():
+            return compiled(*args, **kwargs)
+        return layer._call_impl(*args, **kwargs)
+
+    return call
