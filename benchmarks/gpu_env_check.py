@@ -82,7 +82,10 @@ def varlen(window: int | None = None):
         got = out[0, start:start + length].float()
         errors.append(((got - ref).norm() / ref.norm()).item())
         start += length
-    where = f" (sliding window {window})" if window else ""
+    from carexpert.modeling.attention import varlen_parameters
+
+    where = (f" (sliding window {window}; this kernel " + ("takes window_size" if "window_size" in varlen_parameters()
+             else "has no window_size: sliding layers with longer examples run SDPA") + ")") if window else ""
     return f"varlen_attn{where} forward rel. error per sequence {[round(e, 5) for e in errors]}, backward ok"
 
 
