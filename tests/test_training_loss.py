@@ -225,3 +225,29 @@ def test_a_compiled_run_gets_a_constant_flash_max_length():
     assert batch["max_length_q"] == batch["max_length_k"] == 512 and batch["cu_seq_lens_q"].tolist() == [0, 3, 5]
     plain = make_collator(None, packed=True, flash_attention=False, constant_max_length=512)
     assert "max_length_q" not in plain([{"input_ids": [1, 2], "labels": [-100, 2]}])
+
+
+@pytest.mark.parametrize("softcap", [None, 0.3])
+def test_chunked_loss_matches_gemma3s_own_loss_with_and_without_logit_softcapping(softcap):
+    """Gemma 3's forward (the embedded model's class), its final-logit softcapping included."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8,
+                              layer_types=["sliding_attention", "full_attention"], final_logit_softcapping=softcap)
+    config._attn_implementation = "sdpa"
+    model = Gemma3ForCausalLM(config)
+    model.get_output_embeddings().weight.requires_grad_(False)
+    assert supports_chunked_head(model)
+    features = [{"input_ids": list(range(5, 5 + n)), "labels": [-100] * 4 + list(range(9, 5 + n))} for n in (12, 9)]
+    batch = make_collator(None, packed=True)(features)
+    expected = model(**batch, use_cache=False).loss
+    expected.backward()
+    expected_grads = _grads(model)
+    model.zero_grad()
+    loss, _ = chunked_lm_loss(model, batch, chunk_rows=3)
+    loss.backward()
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    for name, grad in _grads(model).items():
+        torch.testing.assert_close(grad, expected_grads[name], rtol=1e-4, atol=1e-6, msg=name)
