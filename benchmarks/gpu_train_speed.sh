@@ -29,14 +29,16 @@ for part in "${PARTS[@]}"; do
 done
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export OUT=${OUT:-benchmarks/results/raw}
-mkdir -p "$OUT" /tmp/site/.wheels
+mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 echo "=== gpu_train_speed: ${PARTS[*]} (deadline ${DEADLINE}s) $(date -u +%FT%TZ) at $(git rev-parse --short HEAD 2>/dev/null)"
 
-for wheel in .whl/*.whl .gpu/*/*.whl; do  # each wheel once per machine
+for wheel in .whl/*.whl .gpu/*/*.whl; do  # each wheel once per machine (none when gpu_session.sh installed them)
   [ -f "$wheel" ] || continue
+  [ -f /tmp/site/.installed ] && [ ! -d /tmp/site/.wheels ] && break
   name=$(basename "$wheel")
   [ -f "/tmp/site/.wheels/$name" ] && continue
+  mkdir -p /tmp/site/.wheels
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$wheel" \
     && touch "/tmp/site/.wheels/$name" || echo "wheel $name did not install"
 done
