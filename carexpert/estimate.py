@@ -240,10 +240,12 @@ def estimate_for_config(config: Any, *, gpu_name: str | None = None, on_gpu: boo
     shape = shape or shape_for_model(config.model.base_model, config.model.cache_dir)
     if shape is None:
         return None
+    from carexpert.training.plan import resolve_optimizer
+
     checkpointing = config.train.gradient_checkpointing == "on"
+    optimizer, _ = resolve_optimizer(config.train.optimizer, cuda=on_gpu, base_params=shape.total_params)
     return estimate(shape, quantization=config.model.quantization, double_quant=config.model.double_quant,
                     lora_r=config.lora.r, lora_targets=list(config.lora.target_modules),
                     micro_batch=config.train.batch_size, seq_len=config.data.max_length,
                     grad_accum=config.train.grad_accum, gradient_checkpointing=checkpointing,
-                    optimizer=config.train.optimizer, head_loss=config.train.head_loss, gpu_name=gpu_name,
-                    on_gpu=on_gpu)
+                    optimizer=optimizer, head_loss=config.train.head_loss, gpu_name=gpu_name, on_gpu=on_gpu)

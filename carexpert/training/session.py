@@ -47,11 +47,14 @@ class TrainingSession:
         shape = shape_for_model(self.config.model.base_model, self.config.model.cache_dir)
         seq_len = min(self.data.longest(), self.config.data.max_length)
         train, model, lora = self.config.train, self.config.model, self.config.lora
+        from carexpert.training.plan import resolve_optimizer
+
+        optimizer, _ = resolve_optimizer(train.optimizer, cuda=True, base_params=shape.total_params if shape else None)
 
         def peak_bytes(micro_batch: int, checkpointing: bool) -> int:
             return estimate(shape, quantization=model.quantization, double_quant=model.double_quant, lora_r=lora.r,
                             lora_targets=list(lora.target_modules), micro_batch=micro_batch, seq_len=seq_len,
-                            gradient_checkpointing=checkpointing, optimizer=train.optimizer,
+                            gradient_checkpointing=checkpointing, optimizer=optimizer,
                             answer_share=self.data.label_share(), head_loss=train.head_loss).peak_bytes
 
         props = torch.cuda.get_device_properties(self.ranks.local_rank)
