@@ -1,7 +1,8 @@
 """carexpert's own default training path, timed from its run folder: ``carexpert train`` as a user runs it.
 
 Writes a config that changes only what the benchmark must (the base model folder, the
-data file, the number of steps, where runs go, a step event per step) and runs
+data file, the number of steps, where runs go, a step event per step; the seed's prompts:
+no retrieved passages, 512 tokens at most) and runs
 ``python -m carexpert.cli.main train --config F --run-id ID`` in the foreground. Every
 figure comes from the run's own ``events.jsonl``: the loss per step, the real-token
 throughput carexpert reports, the per-GPU memory in each step event, the plan it chose
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -42,7 +44,9 @@ def toml_value(text: str) -> str:
 def write_config(folder: Path, model: str, data: str, steps: int, overrides: list[str]) -> Path:
     sections: dict[str, dict[str, str]] = {
         "model": {"base_model": json.dumps(model)},
-        "data": {"dataset": json.dumps(data)},
+        # the seed's examples exactly: no retrieved passages in the prompts, cut at 512 tokens
+        "data": {"dataset": json.dumps(data), "max_length": "512"},
+        "retrieval": {"enabled": "false"},
         "train": {"max_steps": str(steps), "runs_dir": json.dumps(str(folder / "runs")), "logging_steps": "1",
                   "eval_steps": "0", "save_steps": str(10 * steps)},
     }
@@ -117,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     config = write_config(args.work, args.model, args.data, args.steps, args.overrides)
     command = [sys.executable, "-m", "carexpert.cli.main", "train", "--config", str(config), "--run-id", args.run_id]
+    shutil.rmtree(args.work / "runs" / args.run_id, ignore_errors=True)  # a scratch folder: a second call starts afresh
     started = time.perf_counter()
     completed = subprocess.run(command, env=os.environ.copy())
     wall = time.perf_counter() - started

@@ -49,9 +49,8 @@ def paged_optimizer():
     return "PagedAdamW8bit step ok"
 
 
-def varlen():
+def varlen(window: int | None = None):
     import torch
-    from torch.nn.attention.varlen import varlen_attn
 
     from carexpert.modeling.attention import varlen_attention_forward
 
@@ -66,7 +65,8 @@ def varlen():
 
     out, _ = varlen_attention_forward(
         Module(), q.transpose(0, 1).unsqueeze(0), k.transpose(0, 1).unsqueeze(0), v.transpose(0, 1).unsqueeze(0),
-        None, scaling=128**-0.5, cu_seq_lens_q=cu, max_length_q=max(lengths))
+        None, scaling=128**-0.5, cu_seq_lens_q=cu, max_length_q=max(lengths), sliding_window=window,
+        position_ids=torch.cat([torch.arange(n, device="cuda") for n in lengths])[None])
     out.float().sum().backward()
     # Reference: SDPA per sequence, causal, GQA expanded.
     errors = []
@@ -75,11 +75,18 @@ def varlen():
         qs = q[start:start + length].transpose(0, 1).float()
         ks = k[start:start + length].transpose(0, 1).float().repeat_interleave(4, 0)
         vs = v[start:start + length].transpose(0, 1).float().repeat_interleave(4, 0)
-        ref = torch.nn.functional.scaled_dot_product_attention(qs, ks, vs, is_causal=True).transpose(0, 1)
+        allowed = torch.ones(length, length, dtype=torch.bool, device="cuda").tril()
+        if window:  # a key at most window - 1 tokens back, as transformers' sliding-window mask
+            allowed = allowed.triu(1 - window)
+        ref = torch.nn.functional.scaled_dot_product_attention(qs, ks, vs, attn_mask=allowed).transpose(0, 1)
         got = out[0, start:start + length].float()
         errors.append(((got - ref).norm() / ref.norm()).item())
         start += length
-    return f"varlen_attn forward rel. error per sequence {[round(e, 5) for e in errors]}, backward ok"
+    from carexpert.modeling.attention import varlen_parameters
+
+    where = (f" (sliding window {window}; this kernel " + ("takes window_size" if "window_size" in varlen_parameters()
+             else "has no window_size: sliding layers with longer examples run SDPA") + ")") if window else ""
+    return f"varlen_attn{where} forward rel. error per sequence {[round(e, 5) for e in errors]}, backward ok"
 
 
 def packages():
@@ -101,6 +108,7 @@ def main() -> int:
     check("bitsandbytes_4bit", results, bnb_matmul)
     check("paged_adamw_8bit", results, paged_optimizer)
     check("varlen_attention", results, varlen)
+    check("varlen_attention_sliding_window", results, lambda: varlen(window=64))
     check("packages", results, packages)
     tc.write_json(out, results)
     return 0

@@ -48,7 +48,7 @@ for name in "$@"; do
     carexpert) stage carexpert 240 python3 benchmarks/carexpert_train.py --model "$MODEL" --data "$DATA" \
                  --steps "${SEED_STEPS:-30}" --warmup "${SEED_WARMUP:-5}" --out "$OUT/carexpert_train.json" ;;
     carexpert_mb4) stage carexpert_mb4 150 python3 benchmarks/carexpert_train.py --model "$MODEL" --data "$DATA" \
-                     --steps 10 --warmup 3 --run-id bench-mb4 --set train.auto_micro_batch=false \
+                     --steps "${MB4_STEPS:-10}" --warmup "${MB4_WARMUP:-3}" --run-id bench-mb4 --set train.auto_micro_batch=false \
                      --set train.gradient_checkpointing=on --out "$OUT/carexpert_train_mb4.json" ;;
     compare) stage compare 30 python3 benchmarks/compare.py "$OUT" ;;
     decode) stage decode 300 python3 benchmarks/decode.py --model "$MODEL" --out "$OUT/decode.json" ;;

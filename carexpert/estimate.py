@@ -152,12 +152,15 @@ def estimate(shape: ModelShape, *, quantization: str = "nf4", double_quant: bool
              lora_r: int = 64, lora_targets: list[str] | None = None, micro_batch: int = 4,
              seq_len: int = 512, grad_accum: int = 1, gradient_checkpointing: bool = True,
              optimizer: str = "paged_adamw_8bit", selective_logits: bool = True, answer_share: float = 0.6,
+             head_loss: str | None = None,
              gpu_name: str | None = None, on_gpu: bool = True, mfu: float = ASSUMED_MFU) -> Estimate:
     """Estimate peak memory and optimizer-step time for one training configuration.
 
     ``seq_len`` is the tokens per sequence in a micro-batch (the padded length, or the
     mean length when batches are packed without padding); ``answer_share`` is the share
     of tokens that carry a label (only those get logits with selective logits).
+    ``head_loss`` (``train.head_loss``), when given, overrides ``selective_logits``: with
+    'chunked' only one chunk of rows has logits at a time.
     """
     targets = lora_targets or ["q_proj", "k_proj", "v_proj", "o_proj"]
     lora = lora_param_count(shape, targets, lora_r)
@@ -168,7 +171,13 @@ def estimate(shape: ModelShape, *, quantization: str = "nf4", double_quant: bool
         activations = tokens * shape.layers * 2 * shape.hidden + tokens * 34 * shape.hidden
     else:
         activations = tokens * shape.layers * 34 * shape.hidden
+    if head_loss is not None:
+        selective_logits = head_loss != "full"
     logit_tokens = tokens * (answer_share if selective_logits else 1.0)
+    if head_loss == "chunked":  # one chunk of rows at a time (carexpert.training.head_loss)
+        from carexpert.training.head_loss import default_chunk_rows
+
+        logit_tokens = min(logit_tokens, default_chunk_rows(shape.vocab))
     logits = int(logit_tokens * shape.vocab * (2 + 4 + 4))  # bf16 logits, fp32 copy, its gradient
     peak = next((v for k, v in PEAK_TFLOPS.items() if gpu_name and k.lower() in gpu_name.lower()), None)
     step_seconds = None
@@ -231,9 +240,12 @@ def estimate_for_config(config: Any, *, gpu_name: str | None = None, on_gpu: boo
     shape = shape or shape_for_model(config.model.base_model, config.model.cache_dir)
     if shape is None:
         return None
+    from carexpert.training.plan import resolve_optimizer
+
     checkpointing = config.train.gradient_checkpointing == "on"
+    optimizer, _ = resolve_optimizer(config.train.optimizer, cuda=on_gpu, base_params=shape.total_params)
     return estimate(shape, quantization=config.model.quantization, double_quant=config.model.double_quant,
                     lora_r=config.lora.r, lora_targets=list(config.lora.target_modules),
                     micro_batch=config.train.batch_size, seq_len=config.data.max_length,
                     grad_accum=config.train.grad_accum, gradient_checkpointing=checkpointing,
-                    optimizer=config.train.optimizer, gpu_name=gpu_name, on_gpu=on_gpu)
+                    optimizer=optimizer, head_loss=config.train.head_loss, gpu_name=gpu_name, on_gpu=on_gpu)

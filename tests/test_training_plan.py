@@ -32,6 +32,7 @@ def test_precision_falls_back_honestly():
 
 def test_cpu_plan_uses_adamw_fp32_compute_and_never_folds_or_checkpoints():
     config = Config()
+    config.train.optimizer = "paged_adamw_8bit"
     plan = make_plan(config, cuda=False, cpu_bf16=False, peak_bytes=lambda m, c: 10 * GIB, gpu_memory=80 * GIB)
     assert (plan.device, plan.precision, plan.compute_dtype, plan.optimizer) == ("cpu", "fp32", "float32",
                                                                                 "adamw_torch")
@@ -108,3 +109,68 @@ def test_rotation_keeps_the_newest_complete_checkpoints(tmp_path: Path):
     assert sorted(p.name for p in removed) == ["checkpoint-2", "checkpoint-4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10", "checkpoint-6", "checkpoint-8"]
     assert guard.last_complete_checkpoint(tmp_path) == (tmp_path / "checkpoint-8", [tmp_path / "checkpoint-10"])
+
+
+def test_auto_optimizer_is_fused_for_small_models_on_a_gpu_and_the_seeds_for_big_ones():
+    from carexpert.training.plan import resolve_optimizer
+
+    assert resolve_optimizer("auto", cuda=True, base_params=270_000_000) == ("adamw_torch_fused", None)
+    assert resolve_optimizer("auto", cuda=True, base_params=7_241_732_096) == ("paged_adamw_8bit", None)
+    assert resolve_optimizer("auto", cuda=True, base_params=None) == ("paged_adamw_8bit", None)  # unknown = big
+    assert resolve_optimizer("auto", cuda=False, base_params=270_000_000) == ("adamw_torch", None)  # no notice
+    config = Config()
+    small = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=lambda m, c: GIB, gpu_memory=80 * GIB,
+                      base_params=268_098_176)
+    assert small.optimizer == "adamw_torch_fused" and not [n for n in small.notices if "optimizer" in n]
+    assert make_plan(config, cuda=False, cpu_bf16=False).optimizer == "adamw_torch"
+    config.train.optimizer = "paged_adamw_8bit"
+    assert make_plan(config, cuda=True, cuda_bf16=True, base_params=268_098_176).optimizer == "paged_adamw_8bit"
+
+
+def test_compile_is_planned_on_a_gpu_for_big_models_without_checkpointing_and_never_on_the_cpu():
+    config = Config()
+    big = 7_241_732_096
+    roomy = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=lambda m, c: GIB, gpu_memory=80 * GIB,
+                      base_params=big)
+    assert roomy.compile and not roomy.gradient_checkpointing
+    small = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=lambda m, c: GIB, gpu_memory=80 * GIB,
+                      base_params=268_098_176)
+    assert not small.compile and not [n for n in small.notices if "compile" in n]
+    config.train.compile = "on"
+    assert make_plan(config, cuda=True, cuda_bf16=True, base_params=268_098_176).compile
+    config.train.compile = "auto"
+    tight = make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=lambda m, c: (70 if not c else 5) * GIB,
+                      gpu_memory=24 * GIB, base_params=big)
+    assert tight.gradient_checkpointing and not tight.compile
+    assert not [n for n in tight.notices if "compile" in n]  # 'auto' off with checkpointing: nothing to say
+    cpu = make_plan(config, cuda=False, cpu_bf16=False)
+    assert not cpu.compile
+    config.train.compile = "on"
+    cpu = make_plan(config, cuda=False, cpu_bf16=False)
+    assert not cpu.compile and any("only uses on a GPU" in n for n in cpu.notices)
+    config.train.gradient_checkpointing = "on"
+    checkpointed = make_plan(config, cuda=True, cuda_bf16=True)
+    assert not checkpointed.compile and any("never measured together" in n for n in checkpointed.notices)
+    config.train.compile, config.train.gradient_checkpointing = "off", "off"
+    assert not make_plan(config, cuda=True, cuda_bf16=True).compile
+
+
+def test_the_chunked_head_loss_lets_a_smaller_gpu_fold_more():
+    from carexpert.estimate import ModelShape, estimate
+
+    gemma = ModelShape(hidden=640, intermediate=2048, layers=18, heads=4, kv_heads=1, head_dim=256, vocab=262_144,
+                       tied_embeddings=True)
+    kwargs = dict(micro_batch=16, seq_len=400, gradient_checkpointing=False, answer_share=0.2)
+    chunked, selective = estimate(gemma, head_loss="chunked", **kwargs), estimate(gemma, head_loss="selective", **kwargs)
+    full = estimate(gemma, head_loss="full", **kwargs)
+    assert chunked.logits_bytes < selective.logits_bytes / 4 < full.logits_bytes / 4
+    config = Config()
+    config.model.base_model = "unused"
+
+    def plan_for(head_loss: str):
+        def peak(micro: int, checkpointing: bool) -> int:
+            return estimate(gemma, head_loss=head_loss, micro_batch=micro, seq_len=400, answer_share=0.2,
+                            gradient_checkpointing=checkpointing).peak_bytes
+        return make_plan(config, cuda=True, cuda_bf16=True, peak_bytes=peak, gpu_memory=12 * GIB)
+
+    assert plan_for("chunked").micro_batch > plan_for("full").micro_batch

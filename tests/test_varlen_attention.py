@@ -93,3 +93,51 @@ def test_varlen_matches_per_example_sdpa_on_a_gpu():
             v[:, :, part].float().repeat_interleave(4, 1), is_causal=True).transpose(1, 2)
         assert ((out[:, part].float() - ref).norm() / ref.norm()) < 1e-2
         start += length
+
+
+def _tiny_gemma(implementation: str):
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=4,
+                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=64)
+    config._attn_implementation = implementation
+    return Gemma3ForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_sliding_window_layers_keep_their_window_on_the_fallback_path(packed):
+    """Examples longer than Gemma's window: packed or padded, the registered kernel's SDPA path
+    gives what transformers' own sliding-window mask gives for each example alone."""
+    import torch
+
+    name = attention.register_varlen()
+    reference, ours = _tiny_gemma("sdpa"), _tiny_gemma(name)
+    ours.load_state_dict(reference.state_dict())
+    first, second = list(range(3, 13)), list(range(20, 27))
+    with torch.no_grad():
+        alone = [reference(input_ids=torch.tensor([ids])).logits[0] for ids in (first, second)]
+        if packed:
+            logits = ours(input_ids=torch.tensor([first + second]),
+                          position_ids=torch.tensor([list(range(10)) + list(range(7))])).logits[0]
+            got = [logits[:10], logits[10:]]
+        else:
+            ids = torch.tensor([first, second + [0, 0, 0]])
+            mask = torch.tensor([[1] * 10, [1] * 7 + [0] * 3])
+            logits = ours(input_ids=ids, attention_mask=mask).logits
+            got = [logits[0], logits[1, :7]]
+        unbanded = _tiny_gemma("sdpa")
+        unbanded.load_state_dict(reference.state_dict())
+        unbanded.config.sliding_window = 64  # what ignoring the window would give
+        wrong = unbanded(input_ids=torch.tensor([first])).logits[0]
+    for expected, actual in zip(alone, got):
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(wrong, alone[0], atol=1e-3)  # the window matters for these lengths
+
+
+def test_the_causal_band_matches_transformers_sliding_window_rule():
+    band = attention._causal(5, 5, 2, "cpu").int().tolist()
+    assert band == [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]]
+    assert attention._causal(2, 5, 2, "cpu").int().tolist() == [[0, 0, 1, 1, 0], [0, 0, 0, 1, 1]]

@@ -8,7 +8,9 @@ from here, so a setting is documented in exactly one place.
 The defaults reproduce the seed recipe (NF4 + double quantization, bf16 compute,
 LoRA r=64/alpha=16/dropout=0.05 on q/k/v/o, paged 8-bit AdamW, lr 2e-4, batch 4 x
 accumulation 4, cosine with 3% warmup, max length 512, 3 epochs, seed 42), except
-``base_model``, which defaults to the embedded model so that everything runs offline.
+``base_model``, which defaults to the embedded model so that everything runs offline, and
+``optimizer = "auto"``, which is the seed's paged 8-bit AdamW for 3B+ models on a GPU and
+fused 32-bit AdamW for smaller ones (their adapter's optimizer state is a few MB).
 """
 
 from __future__ import annotations
@@ -108,9 +110,11 @@ class TrainConfig:
     weight_decay: float = setting(0.0, "AdamW weight decay.", min=0.0, max=1.0)
     max_grad_norm: float = setting(0.3, "Gradient clipping norm (QLoRA recipe).", min=0.0, max=100.0)
     optimizer: str = setting(
-        "paged_adamw_8bit", "Optimizer. paged_adamw_8bit needs CUDA; on the CPU carexpert falls back to "
-        "adamw_torch and says so in the run's events.",
-        choices=("paged_adamw_8bit", "adamw_8bit", "paged_adamw_32bit", "adamw_torch", "adamw_torch_fused", "sgd"))
+        "auto", "Optimizer. 'auto': on a GPU, fused AdamW (one kernel per step) for base models under 3B "
+        "parameters and paged 8-bit AdamW (least memory) for bigger ones; adamw_torch on the CPU. "
+        "The 8-bit optimizers need CUDA; on the CPU carexpert falls back to adamw_torch and says so.",
+        choices=("auto", "paged_adamw_8bit", "adamw_8bit", "paged_adamw_32bit", "adamw_torch", "adamw_torch_fused",
+                 "sgd"))
     precision: str = setting(
         "bf16", "Training precision: 'bf16', 'fp16', 'fp32', or 'auto' (bf16 where supported).",
         choices=("auto", "bf16", "fp16", "fp32"))
@@ -120,6 +124,15 @@ class TrainConfig:
     padding_free: bool = setting(
         True, "Pack each micro-batch into one padding-free row (position ids keep examples apart): "
         "no compute is spent on padding.")
+    head_loss: str = setting(
+        "chunked", "How the loss runs the output layer: 'chunked' (only where the next token is an answer "
+        "token, a few hundred rows at a time with the gradient computed on the way: least memory), 'selective' "
+        "(only there, all rows at once), or 'full' (every token: transformers' own loss). The loss is the same.",
+        choices=("chunked", "selective", "full"))
+    compile: str = setting(
+        "auto", "torch.compile each decoder layer (fewer, fused GPU kernels; the first steps wait for the "
+        "compiler): 'on', 'off', or 'auto' (on a GPU for 3B+ models, without gradient checkpointing).",
+        choices=("auto", "on", "off"))
     upcast_frozen: bool = setting(
         False, "Upcast frozen non-quantized layers to fp32 like peft's prepare_model_for_kbit_training "
         "(more memory, no measured gain).")

@@ -11,11 +11,13 @@ Event types and their main fields (more may be present; readers ignore unknown k
 - ``summary``: total_params, trainable_params, trainable_percent, footprint_bytes, quantized_layers,
   device, optimizer, precision, notices (list of honest fallbacks, e.g. optimizer on CPU),
   plan ({device, precision, compute_dtype, optimizer, gradient_checkpointing, micro_batch,
-  grad_accum, world_size, padding_free, selective_logits}: what this machine really does),
+  grad_accum, world_size, compile, padding_free, head_loss, selective_logits}: what this machine really
+  does),
   train_examples, validation_examples
 - ``step``: step, max_steps, epoch, loss, lr, grad_norm, tokens_per_s (real tokens: padding is not
-  counted), samples_per_s, eta_s (training time only), gpus (list of {index, allocated, reserved,
-  peak} bytes, one per rank's GPU), ram_bytes (rank 0's process)
+  counted), samples_per_s, tokens and train_s (the real tokens since the previous step event and the
+  training seconds they took: tokens_per_s = tokens / train_s), eta_s (training time only), gpus
+  (list of {index, allocated, reserved, peak} bytes, one per rank's GPU), ram_bytes (rank 0's process)
 - ``eval``: step, val_loss, perplexity
 - ``checkpoint``: step, path (a complete checkpoint: written only after its completion marker)
 - ``status``: state (see ``carexpert.runs.status.STATES``), error (text or null), step, max_steps,

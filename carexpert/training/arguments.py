@@ -38,6 +38,9 @@ def training_arguments(config: Any, plan: TrainPlan, run_paths: RunPaths, *, eva
         logging_strategy="steps",
         logging_steps=train.logging_steps,
         logging_first_step=True,
+        # The filter reads every micro-batch's loss on the host (a GPU sync per micro-batch) to
+        # replace a NaN by the running mean; without it a NaN loss is logged as what it is.
+        logging_nan_inf_filter=False,
         seed=train.seed,
         data_seed=train.seed,
         use_cpu=plan.device == "cpu",

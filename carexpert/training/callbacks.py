@@ -86,7 +86,7 @@ class EventsCallback(TrainerCallback):
             "step", step=state.global_step, max_steps=state.max_steps, epoch=state.epoch, loss=logs.get("loss"),
             lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
             tokens_per_s=tokens / elapsed if tokens is not None else None,
-            samples_per_s=samples / elapsed if samples is not None else None,
+            samples_per_s=samples / elapsed if samples is not None else None, tokens=tokens, train_s=elapsed,
             eta_s=self.eta_seconds(state.global_step, state.max_steps), gpus=extras.get("gpus", []),
             ram_bytes=_ram_bytes())
         if event:

@@ -20,14 +20,35 @@ from __future__ import annotations
 from typing import Any
 
 
-def make_collator(tokenizer: Any, *, packed: bool, flash_attention: bool = False):
-    """The collator for a run (imports transformers lazily)."""
+def make_collator(tokenizer: Any, *, packed: bool, flash_attention: bool = False,
+                  constant_max_length: int | None = None):
+    """The collator for a run (imports transformers lazily).
+
+    ``constant_max_length`` replaces the packed batch's longest-example length (the
+    flash kernel's ``max_length_q/k``, used only to size its grid) by a constant, so a
+    compiled layer sees the same Python int every step instead of recompiling for each.
+    """
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
 
     if packed:
-        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100,
-                                          return_flash_attn_kwargs=flash_attention)
+        collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100,
+                                              return_flash_attn_kwargs=flash_attention)
+        return ConstantMaxLength(collator, constant_max_length) if flash_attention and constant_max_length else collator
     return DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100, return_tensors="pt")
+
+
+class ConstantMaxLength:
+    """A packing collator whose flash-attention ``max_length_q/k`` is at least a fixed bound."""
+
+    def __init__(self, collator: Any, bound: int):
+        self.collator, self.bound = collator, int(bound)
+
+    def __call__(self, features: list[dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        batch = self.collator(features, *args, **kwargs)
+        for key in ("max_length_q", "max_length_k"):
+            if key in batch:
+                batch[key] = max(self.bound, int(batch[key]))
+        return batch
 
 
 def real_token_count(batch: dict[str, Any]):

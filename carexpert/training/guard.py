@@ -36,8 +36,9 @@ HARMLESS_SECTIONS = ("ui", "eval", "chat")
 HARMLESS_KEYS = frozenset({
     "model.cache_dir", "data.data_dir", "data.skip_bad_records", "train.runs_dir", "train.eval_steps",
     "train.save_steps", "train.save_total_limit", "train.logging_steps", "train.tensorboard", "train.stall_factor",
-    "train.auto_micro_batch", "train.gradient_checkpointing", "train.padding_free",
-})  # the last three change speed and memory, not the maths
+    "train.auto_micro_batch", "train.gradient_checkpointing", "train.padding_free", "train.head_loss",
+    "train.compile",
+})  # the last five change speed and memory, not the maths
 
 
 def training_settings(config: Any) -> dict[str, Any]:

@@ -44,32 +44,33 @@ class TrainingSession:
             return make_plan(self.config, cuda=False, world_size=self.ranks.world_size)
         from carexpert.estimate import estimate, shape_for_model
 
-        shape = shape_for_model(self.config.model.base_model)
+        shape = shape_for_model(self.config.model.base_model, self.config.model.cache_dir)
         seq_len = min(self.data.longest(), self.config.data.max_length)
         train, model, lora = self.config.train, self.config.model, self.config.lora
+        from carexpert.training.plan import resolve_optimizer
+
+        optimizer, _ = resolve_optimizer(train.optimizer, cuda=True, base_params=shape.total_params if shape else None)
 
         def peak_bytes(micro_batch: int, checkpointing: bool) -> int:
             return estimate(shape, quantization=model.quantization, double_quant=model.double_quant, lora_r=lora.r,
                             lora_targets=list(lora.target_modules), micro_batch=micro_batch, seq_len=seq_len,
-                            gradient_checkpointing=checkpointing, optimizer=train.optimizer,
-                            answer_share=self.data.label_share()).peak_bytes
+                            gradient_checkpointing=checkpointing, optimizer=optimizer,
+                            answer_share=self.data.label_share(), head_loss=train.head_loss).peak_bytes
 
         props = torch.cuda.get_device_properties(self.ranks.local_rank)
         return make_plan(self.config, cuda=True, cuda_bf16=torch.cuda.is_bf16_supported(),
                          world_size=self.ranks.world_size, peak_bytes=peak_bytes if shape else None,
-                         gpu_memory=props.total_memory)
+                         gpu_memory=props.total_memory, base_params=shape.total_params if shape else None)
 
     # 2. model ------------------------------------------------------------------------
     def load_model(self) -> None:
         from carexpert.modeling import describe_model
-        from carexpert.training.loss import supports_selective_logits
+        from carexpert.training.loss import resolve_head_loss
 
         device = device_for_rank(self.plan, self.ranks.local_rank)
         self.model = load_for_training(self.config, self.plan, device)
-        self.selective_logits = supports_selective_logits(self.model)
-        notices = list(self.plan.notices) + list(self.data.notes)
-        if not self.selective_logits:
-            notices.append("this model class cannot slice its logits: the loss computes them for every token")
+        self.head_loss, head_note = resolve_head_loss(self.config.train.head_loss, self.model)
+        notices = list(self.plan.notices) + list(self.data.notes) + ([head_note] if head_note else [])
         summary = describe_model(self.model)
         self.reporter.emit("summary", **summary, device=device, optimizer=self.plan.optimizer,
                            precision=self.plan.precision, notices=notices, plan=self.plan_record(),
@@ -81,7 +82,9 @@ class TrainingSession:
     def plan_record(self) -> dict[str, Any]:
         record = asdict(self.plan)
         record.pop("notices")
-        record.update(padding_free=self.config.train.padding_free, selective_logits=getattr(self, "selective_logits", None))
+        head_loss = getattr(self, "head_loss", None)
+        record.update(padding_free=self.config.train.padding_free, head_loss=head_loss,
+                      selective_logits=head_loss in ("chunked", "selective") if head_loss else None)
         return record
 
     # 3. train ------------------------------------------------------------------------
@@ -108,8 +111,9 @@ class TrainingSession:
         self.trainer = CarexpertTrainer(
             model=self.model, args=args, train_dataset=self.data.train,
             eval_dataset=self.data.validation if has_eval else None, processing_class=self.tokenizer,
-            data_collator=make_collator(self.tokenizer, packed=config.train.padding_free, flash_attention=flash),
-            callbacks=callbacks, selective_logits=self.selective_logits)
+            data_collator=make_collator(self.tokenizer, packed=config.train.padding_free, flash_attention=flash,
+                                        constant_max_length=config.data.max_length if plan.compile else None),
+            callbacks=callbacks, head_loss=self.head_loss)
         from transformers.trainer_callback import PrinterCallback
 
         self.trainer.remove_callback(PrinterCallback)  # our events and train.log replace its prints

@@ -1,9 +1,12 @@
 """The transformers Trainer, changed only where carexpert needs it.
 
-- ``compute_loss``: selective logits (``loss.selective_lm_loss``) — logits only where
-  there is a label, same loss; the standard path when the model cannot slice.
+- ``compute_loss``: the output layer only where there is a label, chunked
+  (``loss.chunked_lm_loss``) or all at once (``loss.selective_lm_loss``), same loss;
+  the standard path for ``head_loss = "full"`` (``loss.resolve_head_loss`` decides).
 - ``training_step``: counts real (non-padding) tokens and examples as device
   tensors, so counting never waits for the GPU.
+- ``floating_point_ops``: transformers' own estimate (6 x tokens x non-embedding
+  parameters), with the parameter count read once instead of per micro-batch.
 - ``log``: once per logging step, gathers those counts and each rank's GPU memory
   (one small collective on every rank) into ``log_extras`` for the event callback.
 """
@@ -16,31 +19,41 @@ import torch
 from transformers import Trainer
 
 from carexpert.training.collate import real_token_count, sequence_count
-from carexpert.training.loss import selective_lm_loss
+from carexpert.training.loss import chunked_lm_loss, selective_lm_loss
+
+LABELLED_LOSSES = {"chunked": chunked_lm_loss, "selective": selective_lm_loss}
 
 
 class CarexpertTrainer(Trainer):
-    def __init__(self, *args: Any, selective_logits: bool = True, **kwargs: Any):
+    def __init__(self, *args: Any, head_loss: str = "selective", **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.selective_logits = selective_logits
-        if selective_logits:
+        self.labelled_loss = LABELLED_LOSSES.get(head_loss)
+        if self.labelled_loss is not None:
             # Make the Trainer count label tokens over the whole accumulated batch
             # (num_items_in_batch), which selective_lm_loss divides by.
             self.model_accepts_loss_kwargs = True
+        self._flops_per_token: int | None = None
         self._window_tokens: torch.Tensor | int = 0
         self._window_samples: torch.Tensor | int = 0
         self.log_extras: dict[str, Any] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not self.selective_logits:
+        if self.labelled_loss is None:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
-        loss, outputs = selective_lm_loss(model, inputs, num_items_in_batch)
+        loss, outputs = self.labelled_loss(model, inputs, num_items_in_batch)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices \
                 and self.accelerator.num_processes > 1:
             # num_items_in_batch counts every rank's tokens and DDP averages gradients over ranks.
             loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        if self._flops_per_token is None:
+            count = getattr(self.model, "num_parameters", None)
+            self._flops_per_token = 6 * count(exclude_embeddings=True) if count else 0
+        ids = inputs.get("input_ids")
+        return self._flops_per_token * (ids.numel() if ids is not None else 0)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self._window_tokens = self._window_tokens + real_token_count(inputs)
