@@ -23,6 +23,7 @@ def embedded_config(model_dir, dataset) -> Config:
     config.model.base_model = str(model_dir)
     config.data.dataset = str(dataset)
     config.data.max_length = 96
+    config.retrieval.enabled = False  # QLoRA mechanics on the real model; passages would not fit 96 tokens
     config.data.validation_fraction = 0.0
     config.data.test_fraction = 0.0
     config.lora.r = 8
