@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu_run.sh [--deadline SECONDS] STAGE...
 #
-# Stages: env, assets, levers, seed, carexpert, carexpert_mb4, compare, decode, probe, serve. Results go to $OUT
+# Stages: env, assets, levers, seed, carexpert, carexpert_mb4, compare, decode, probe, serve, scaling. Results go to $OUT
 # (default benchmarks/results/raw). The random checkpoint, tokenizer and dataset are built
 # once under $BENCH (/dev/shm/bench when shared memory has room, else /tmp/bench) and reused
 # by later stages and later calls on the same machine. Missing Python packages come from
@@ -51,6 +51,9 @@ for name in "$@"; do
                      --steps "${MB4_STEPS:-10}" --warmup "${MB4_WARMUP:-3}" --run-id bench-mb4 --set train.auto_micro_batch=false \
                      --set train.gradient_checkpointing=on --out "$OUT/carexpert_train_mb4.json" ;;
     compare) stage compare 30 python3 benchmarks/compare.py "$OUT" ;;
+    scaling) stage scaling 500 python3 benchmarks/gpu_scaling.py --model "$MODEL" --data "$DATA" \
+               --gpus "${SCALING_GPUS:-1,2,4}" --steps "${SCALING_STEPS:-60}" --warmup "${SCALING_WARMUP:-10}" \
+               --out "$OUT/gpu_scaling.json" ;;
     decode) stage decode 300 python3 benchmarks/decode.py --model "$MODEL" --out "$OUT/decode.json" ;;
     probe) stage probe 240 python3 benchmarks/decode_probe.py --model "$MODEL" --out "$OUT/decode_probe.json" \
              ${PROBE_PATHS:+--paths $PROBE_PATHS} ;;
