@@ -126,3 +126,26 @@ def test_the_fault_drill_parses_and_targets_one_rank():
 def test_a_bad_fault_is_a_user_error_naming_the_variable(text):
     with pytest.raises(UserError, match=ENV):
         Fault.parse(text)
+
+
+def test_rank_0_hands_the_status_to_the_supervisor_or_writes_it_without_one(tmp_path, monkeypatch):
+    from carexpert.training.entry import Ranks, _end_failed
+    from carexpert.training.reporter import Reporter
+
+    run = _running_run(tmp_path)
+    monkeypatch.setenv("CAREXPERT_SUPERVISOR_PID", "4242")
+    reporter = Reporter(run)
+    _end_failed(reporter, Ranks(0, 0, 2), "RuntimeError: Connection closed by peer", step=6)
+    reporter.close()
+    status = read_status(run.status)
+    assert status.state == "running" and status.pid == 4242  # the supervisor writes the end
+    assert [f.error for f in read_failures(run)] == ["RuntimeError: Connection closed by peer"]
+
+    monkeypatch.delenv("CAREXPERT_SUPERVISOR_PID")  # launched across hosts: nobody outlives rank 0
+    record_failure(run, RankFailure(1, 2, "InjectedFault: on purpose", 6, time=0.0))
+    reporter = Reporter(run)
+    _end_failed(reporter, Ranks(0, 0, 2), "RuntimeError: Connection closed by peer", step=6)
+    reporter.close()
+    status = read_status(run.status)
+    assert status.state == "failed"
+    assert status.error.startswith("rank 1 of 2 failed at step 6: InjectedFault: on purpose; rank 0 then failed")

@@ -167,7 +167,8 @@ def _end_failed(reporter: Reporter, ranks: Ranks, message: str, *, step: int,
 
     The other ranks fail a moment later because of this one (or this one because of
     them), so only the supervisor, which outlives them all, can name the root cause.
-    Rank 0 hands ``status.json``'s pid to it, so the run does not read as dead meanwhile.
+    Rank 0 hands ``status.json``'s pid to it, so the run does not read as dead meanwhile;
+    without a supervisor (a launch across hosts), rank 0 writes what the records say so far.
     """
     if ranks.world_size <= 1:
         reporter.set_state("failed", error=message, advice=advice)
@@ -180,6 +181,10 @@ def _end_failed(reporter: Reporter, ranks: Ranks, message: str, *, step: int,
     supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
     if supervisor.isdigit():
         reporter.hand_over(int(supervisor))
+    elif reporter.enabled:  # launched without carexpert's supervisor (several hosts): say what is known now
+        from carexpert.training.rank_failures import describe, read_failures
+
+        reporter.set_state("failed", error=describe(read_failures(reporter.run), ranks.world_size), advice=advice)
 
 
 def _failed(error: BaseException, config, reporter: Reporter, ranks: Ranks, session) -> RunOutcome:
