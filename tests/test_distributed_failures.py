@@ -6,6 +6,10 @@ status files are written by hand, as ranks and rank 0 would leave them.
 
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import asdict
+
 import pytest
 
 from carexpert.errors import UserError
@@ -142,7 +146,9 @@ def test_rank_0_hands_the_status_to_the_supervisor_or_writes_it_without_one(tmp_
     assert [f.error for f in read_failures(run)] == ["RuntimeError: Connection closed by peer"]
 
     monkeypatch.delenv("CAREXPERT_SUPERVISOR_PID")  # launched across hosts: nobody outlives rank 0
-    record_failure(run, RankFailure(1, 2, "InjectedFault: on purpose", 6, time=0.0))
+    record_failure(run, RankFailure(1, 2, "InjectedFault: on purpose", 6, time=time.time() - 1))
+    stale = RankFailure(0, 2, "from an earlier attempt", 3, time=1.0)
+    rank_failures.ranks_dir(run).joinpath("rank-9.json").write_text(json.dumps(asdict(stale)), encoding="utf-8")
     reporter = Reporter(run)
     _end_failed(reporter, Ranks(0, 0, 2), "RuntimeError: Connection closed by peer", step=6)
     reporter.close()

@@ -182,9 +182,13 @@ def _end_failed(reporter: Reporter, ranks: Ranks, message: str, *, step: int,
     if supervisor.isdigit():
         reporter.hand_over(int(supervisor))
     elif reporter.enabled:  # launched without carexpert's supervisor (several hosts): say what is known now
+        import psutil
+
         from carexpert.training.rank_failures import describe, read_failures
 
-        reporter.set_state("failed", error=describe(read_failures(reporter.run), ranks.world_size), advice=advice)
+        started = psutil.Process().create_time() - 60  # nobody cleared ranks/: skip an earlier attempt's records
+        failures = [f for f in read_failures(reporter.run) if f.time >= started]
+        reporter.set_state("failed", error=describe(failures, ranks.world_size), advice=advice)
 
 
 def _failed(error: BaseException, config, reporter: Reporter, ranks: Ranks, session) -> RunOutcome:
