@@ -94,6 +94,12 @@ def test_the_supervisor_leaves_a_run_that_rank_0_ended_alone(tmp_path):
     run = _running_run(tmp_path, state="finished")
     assert conclude(run, 2, ended={}) == 0
     assert read_status(run.status).state == "finished" and not run.events.exists()
+    record_failure(run, RankFailure(1, 2, "RuntimeError: Connection closed by peer", 10, time=1.0))
+    assert conclude(run, 2, ended={1: how_it_ended(1)}) == 0  # the adapter is complete: still finished
+    assert read_status(run.status).state == "finished"
+    (notice,) = read_events(run.events)
+    assert notice["type"] == "notice" and notice["message"].startswith(
+        "after rank 0 had finished the run: rank 1 of 2 failed at step 10: RuntimeError: Connection closed")
 
 
 def test_a_stop_that_reached_only_the_supervisor_ends_the_run_stopped(tmp_path):

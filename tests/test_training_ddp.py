@@ -6,10 +6,11 @@ import pytest
 
 from carexpert.config import write_frozen_config
 from carexpert.runs import RunPaths, read_events, read_status
-from carexpert.runs.control import run_state
+from carexpert.runs.control import run_info, run_state, stop_run
+from carexpert.runs.status import RunStatus
 from carexpert.runs.launch import start_training_process, worker_command
 from carexpert.training.faults import ENV
-from training_support import tiny_config, write_tiny_dataset
+from training_support import tiny_config, wait_for, write_tiny_dataset
 
 
 def test_worker_command_uses_the_supervisor_for_several_processes(tmp_path):
@@ -77,3 +78,17 @@ def test_a_rank_that_hangs_is_ended_by_the_collective_timeout(tiny_model_dir, tm
                                    "timed out — RuntimeError: "), status.error
     assert "Timed out waiting 3000ms" in status.error
     assert status.error.endswith("; rank 1 was killed 5 s after the first failure, still not answering")
+
+
+@pytest.mark.slow
+def test_stopping_a_two_rank_run_checkpoints_and_ends_it_stopped(tiny_model_dir, tmp_path):
+    paths = _ddp_run(tiny_model_dir, tmp_path, max_steps=200, save_steps=1000, eval_steps=0)
+    child = start_training_process(paths, processes=2)
+    wait_for(lambda: (read_status(paths.status) or RunStatus()).step >= 1 or child.poll() is not None,
+             timeout=120, what="the first step")
+    stop_run(run_info(paths))  # SIGTERM to the pid in status.json: rank 0, which stops every rank
+    assert child.wait(timeout=120) == 0, paths.log.read_text()[-3000:]
+    status = read_status(paths.status)
+    assert status.state == "stopped" and run_state(paths) == "stopped"
+    assert (paths.checkpoints / f"checkpoint-{status.step}" / "carexpert-checkpoint.json").is_file()
+    assert [e["state"] for e in read_events(paths.events) if e["type"] == "status"][-2:] == ["stopping", "stopped"]

@@ -171,9 +171,12 @@ def conclude(run_paths: RunPaths, processes: int, *, ended: dict[int, str], stop
     status = read_status(run_paths.status)
     state = status.state if status else None
     failures = rank_failures.read_failures(run_paths)
-    if state in ("finished", "stopped") and not failures:
-        if ended:
-            _notice(run_paths, "after the run ended: " + "; ".join(f"rank {r} {how}" for r, how in sorted(ended.items())))
+    if state in ("finished", "stopped"):  # rank 0 ended it: its checkpoint or adapter is complete
+        if failures or ended:
+            silent = {rank: how for rank, how in ended.items() if rank not in {f.rank for f in failures}}
+            _notice(run_paths, f"after rank 0 had {state} the run: "
+                    + (rank_failures.describe(failures, processes, ended=silent) if failures else
+                       "; ".join(f"rank {r} {how}" for r, how in sorted(ended.items()))))
         return 0
     reporter = Reporter(run_paths)
     try:
