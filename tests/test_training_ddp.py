@@ -7,8 +7,8 @@ import pytest
 from carexpert.config import write_frozen_config
 from carexpert.runs import RunPaths, read_events, read_status
 from carexpert.runs.control import run_info, run_state, stop_run
-from carexpert.runs.status import RunStatus
 from carexpert.runs.launch import start_training_process, worker_command
+from carexpert.runs.status import RunStatus
 from carexpert.training.faults import ENV
 from training_support import tiny_config, wait_for, write_tiny_dataset
 

@@ -33,7 +33,7 @@ class Fault:
     mode: str
 
     @classmethod
-    def parse(cls, text: str) -> "Fault":
+    def parse(cls, text: str) -> Fault:
         fields = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
         try:
             fault = cls(int(fields.get("rank", 0)), int(fields["step"]), fields.get("mode", "raise"))
