@@ -53,7 +53,7 @@ for name in "$@"; do
     compare) stage compare 30 python3 benchmarks/compare.py "$OUT" ;;
     scaling) stage scaling 500 python3 benchmarks/gpu_scaling.py --model "$MODEL" --data "$DATA" \
                --gpus "${SCALING_GPUS:-1,2,4}" --steps "${SCALING_STEPS:-40}" --warmup "${SCALING_WARMUP:-8}" \
-               --out "$OUT/gpu_scaling.json" ;;
+               --reuse-finished --out "$OUT/gpu_scaling.json" ;;
     drill) for mode in raise hang; do  # one rank fails on purpose over NCCL: the run must end failed, naming it
              stage "drill-$mode" 200 env CAREXPERT_FAULT="rank=1,step=3,mode=$mode" python3 benchmarks/carexpert_train.py \
                --model "$MODEL" --data "$DATA" --steps 10 --warmup 2 --gpus 2 --set train.dist_timeout_s=60 \

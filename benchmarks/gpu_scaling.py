@@ -95,6 +95,18 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _finished_with(path: Path, sets: list[str], steps: int) -> bool:
+    """Whether ``path`` holds a finished run of ``steps`` steps whose config had every one of ``sets``."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    config = result.get("config") or ""
+    wanted = [f"{item.split('=', 1)[0].split('.', 1)[1]} = {item.split('=', 1)[1]}" for item in sets]
+    return (result.get("final_state") == "finished" and f"max_steps = {steps}" in config
+            and all(line in config for line in wanted))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -107,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/carexpert-scaling"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--reuse-finished", action="store_true",
+                        help="keep a GPU count's result from an earlier call when that run finished with the same "
+                             "settings (a call cut short by its time limit goes on where it stopped)")
     args = parser.parse_args(argv)
     counts = sorted({int(n) for n in args.gpus.split(",")})
     if 1 not in counts:
@@ -121,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         command = ["--model", args.model, "--data", args.data, "--steps", str(args.steps),
                    "--warmup", str(args.warmup), "--out", str(out), "--work", str(args.work / f"{gpus}gpu"),
                    "--run-id", f"scale-{gpus}gpu", "--gpus", str(gpus)] + [f"--set={item}" for item in sets]
+        if args.reuse_finished and _finished_with(out, sets, args.steps):
+            print(f"=== {gpus} GPU(s): reusing {out} (finished, same settings)", flush=True)
+            results[gpus] = json.loads(out.read_text(encoding="utf-8"))
+            continue
         print(f"=== {gpus} GPU(s): carexpert_train.py {' '.join(command)}", flush=True)
         shutil.rmtree(args.work / f"{gpus}gpu", ignore_errors=True)  # this script's scratch from an earlier call
         out.unlink(missing_ok=True)

@@ -128,3 +128,12 @@ def test_scaling_runs_keep_the_effective_batch(tmp_path, monkeypatch):
     summary = json.loads(out.read_text())
     assert summary["passed"] and [r["gpus"] for r in summary["runs"]] == [1, 2, 4]
     assert (tmp_path / "gpu_scaling_4gpu.json").is_file()
+
+    # a second call cut short before: finished counts with the same settings are kept, the others run again
+    one = tmp_path / "gpu_scaling_1gpu.json"
+    one.write_text(json.dumps({**json.loads(one.read_text()), "config": "[train]\nmax_steps = 40\nbatch_size = 16\n"
+                               "grad_accum = 4\nauto_micro_batch = false\n"}))
+    calls.clear()
+    gpu_scaling.main(["--model", "m", "--data", "d", "--gpus", "1,2", "--work", str(tmp_path / "w"),
+                      "--out", str(out), "--reuse-finished"])
+    assert [gpus for gpus, _ in calls] == [2]
