@@ -9,7 +9,7 @@ throughput carexpert reports, the per-GPU memory in each step event, the plan it
 (micro-batch, checkpointing) and the number of 4-bit layers in the trained model.
 
     python benchmarks/carexpert_train.py --model /dev/shm/bench/model --data /dev/shm/bench/data.jsonl \
-        --steps 30 --out benchmarks/results/carexpert_train.json [--set train.auto_micro_batch=false ...]
+        --steps 30 --out benchmarks/results/carexpert_train.json [--set train.auto_micro_batch=false ...] [--gpus N]
 """
 
 from __future__ import annotations
@@ -116,11 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/carexpert-bench"))
     parser.add_argument("--run-id", default="bench")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--gpus", type=int, default=1, help="carexpert train --gpus N (one rank per GPU)")
     args = parser.parse_args(argv)
 
     args.work.mkdir(parents=True, exist_ok=True)
     config = write_config(args.work, args.model, args.data, args.steps, args.overrides)
     command = [sys.executable, "-m", "carexpert.cli.main", "train", "--config", str(config), "--run-id", args.run_id]
+    command += ["--gpus", str(args.gpus)] if args.gpus > 1 else []
     shutil.rmtree(args.work / "runs" / args.run_id, ignore_errors=True)  # a scratch folder: a second call starts afresh
     started = time.perf_counter()
     completed = subprocess.run(command, env=os.environ.copy())

@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu_run.sh [--deadline SECONDS] STAGE...
 #
-# Stages: env, assets, levers, seed, carexpert, carexpert_mb4, compare, decode, probe, serve. Results go to $OUT
+# Stages: env, assets, levers, seed, carexpert, carexpert_mb4, compare, decode, probe, serve, scaling, drill. Results go to $OUT
 # (default benchmarks/results/raw). The random checkpoint, tokenizer and dataset are built
 # once under $BENCH (/dev/shm/bench when shared memory has room, else /tmp/bench) and reused
 # by later stages and later calls on the same machine. Missing Python packages come from
@@ -51,6 +51,16 @@ for name in "$@"; do
                      --steps "${MB4_STEPS:-10}" --warmup "${MB4_WARMUP:-3}" --run-id bench-mb4 --set train.auto_micro_batch=false \
                      --set train.gradient_checkpointing=on --out "$OUT/carexpert_train_mb4.json" ;;
     compare) stage compare 30 python3 benchmarks/compare.py "$OUT" ;;
+    scaling) stage scaling 500 python3 benchmarks/gpu_scaling.py --model "$MODEL" --data "$DATA" \
+               --gpus "${SCALING_GPUS:-1,2,4}" --steps "${SCALING_STEPS:-40}" --warmup "${SCALING_WARMUP:-8}" \
+               --reuse-finished --out "$OUT/gpu_scaling.json" ;;
+    drill) for mode in raise hang; do  # one rank fails on purpose over NCCL: the run must end failed, naming it
+             stage "drill-$mode" 200 env CAREXPERT_FAULT="rank=1,step=3,mode=$mode" python3 benchmarks/carexpert_train.py \
+               --model "$MODEL" --data "$DATA" --steps 10 --warmup 2 --gpus 2 --set train.dist_timeout_s=60 \
+               --run-id "drill-$mode" --work "/tmp/carexpert-drill-$mode" --out "$OUT/drill_$mode.json"
+             python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('drill', sys.argv[2], '->', r['final_state'], '|', r['final_error'])" \
+               "$OUT/drill_$mode.json" "$mode"
+           done ;;
     decode) stage decode 300 python3 benchmarks/decode.py --model "$MODEL" --out "$OUT/decode.json" ;;
     probe) stage probe 240 python3 benchmarks/decode_probe.py --model "$MODEL" --out "$OUT/decode_probe.json" \
              ${PROBE_PATHS:+--paths $PROBE_PATHS} ;;

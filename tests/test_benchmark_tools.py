@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import compare  # noqa: E402
+import gpu_scaling  # noqa: E402
 import train_common as tc  # noqa: E402
 from carexpert_train import figures_from_events, toml_value  # noqa: E402
 
@@ -62,3 +64,76 @@ def test_throughput_from_step_events_skips_the_warm_up():
 
 def test_config_overrides_become_toml_values():
     assert toml_value("false") == "false" and toml_value("16") == "16" and toml_value("on") == '"on"'
+
+
+def _scaling_result(tokens_per_s, losses, gpus, state="finished"):
+    steps = [{"loss": loss, "gpus": [{"rank": r, "index": r, "peak": (10 + r + i) * 2**30, "reserved": 40 * 2**30}
+                                     for r in range(gpus)]} for i, loss in enumerate(losses)]
+    return {"tokens_per_s": tokens_per_s, "final_state": state, "steps": steps, "exit_code": 0,
+            "summary": {"plan": {"world_size": gpus}}}
+
+
+def test_scaling_summary_gives_efficiency_loss_check_and_every_gpus_peak():
+    losses = [11.0 - 0.1 * i for i in range(20)]
+    summary = gpu_scaling.summarize({1: _scaling_result(1000.0, losses, 1),
+                                     2: _scaling_result(1900.0, [x * 1.001 for x in losses], 2),
+                                     4: _scaling_result(3200.0, losses, 4)})
+    one, two, four = summary["runs"]
+    assert "scaling_efficiency" not in one
+    assert two["scaling_efficiency"] == pytest.approx(0.95) and two["meets_target"]
+    assert four["scaling_efficiency"] == pytest.approx(0.80) and four["meets_target"] is False
+    assert two["loss_check"]["passed"] and four["loss_check"]["passed"]
+    assert [(g["rank"], g["peak_gib"]) for g in four["per_gpu"]] == [(0, 29.0), (1, 30.0), (2, 31.0), (3, 32.0)]
+    assert not summary["passed"]  # 4 GPUs missed 0.85
+    assert "0.800 (0.85)" in gpu_scaling.table(summary) and "NOT PASSED" in gpu_scaling.table(summary)
+
+
+def test_scaling_summary_fails_a_run_that_did_not_finish_or_learned_something_else():
+    losses = [11.0 - 0.1 * i for i in range(20)]
+    shifted = gpu_scaling.summarize({1: _scaling_result(1000.0, losses, 1),
+                                     2: _scaling_result(1950.0, [x * 1.02 for x in losses], 2)})
+    assert shifted["runs"][1]["meets_target"] and not shifted["runs"][1]["loss_check"]["passed"]
+    assert not shifted["passed"]
+    failed = gpu_scaling.summarize({1: _scaling_result(1000.0, losses, 1),
+                                    2: {"final_state": "no result", "final_error": "boom", "steps": []}})
+    assert not failed["all_finished"] and not failed["passed"]
+    good = gpu_scaling.summarize({1: _scaling_result(1000.0, losses, 1), 2: _scaling_result(1990.0, losses, 2)})
+    assert good["passed"]
+
+
+def test_scaling_runs_keep_the_effective_batch(tmp_path, monkeypatch):
+    assert gpu_scaling.run_overrides(4, micro_batch=16, accum_total=4, extra=["train.seed=1"]) == [
+        "train.batch_size=16", "train.grad_accum=1", "train.auto_micro_batch=false", "train.seed=1"]
+    with pytest.raises(SystemExit, match="not divisible by 4"):
+        gpu_scaling.run_overrides(4, micro_batch=16, accum_total=6, extra=[])
+
+    import carexpert_train
+
+    calls = []
+    losses = [11.0 - 0.1 * i for i in range(20)]
+
+    def fake_main(argv):
+        args = dict(zip(argv[::2], argv[1::2]))
+        gpus = int(args["--gpus"])
+        calls.append((gpus, [a for a in argv if a.startswith("--set=train.grad_accum")]))
+        Path(args["--out"]).write_text(json.dumps(_scaling_result(1000.0 * gpus * 0.95, losses, gpus)))
+        return 0
+
+    monkeypatch.setattr(carexpert_train, "main", fake_main)
+    out = tmp_path / "gpu_scaling.json"
+    assert gpu_scaling.main(["--model", "m", "--data", "d", "--gpus", "2,1,4", "--work", str(tmp_path / "w"),
+                             "--out", str(out)]) == 0
+    assert calls == [(1, ["--set=train.grad_accum=4"]), (2, ["--set=train.grad_accum=2"]),
+                     (4, ["--set=train.grad_accum=1"])]
+    summary = json.loads(out.read_text())
+    assert summary["passed"] and [r["gpus"] for r in summary["runs"]] == [1, 2, 4]
+    assert (tmp_path / "gpu_scaling_4gpu.json").is_file()
+
+    # a second call cut short before: finished counts with the same settings are kept, the others run again
+    one = tmp_path / "gpu_scaling_1gpu.json"
+    one.write_text(json.dumps({**json.loads(one.read_text()), "config": "[train]\nmax_steps = 40\nbatch_size = 16\n"
+                               "grad_accum = 4\nauto_micro_batch = false\n"}))
+    calls.clear()
+    gpu_scaling.main(["--model", "m", "--data", "d", "--gpus", "1,2", "--work", str(tmp_path / "w"),
+                      "--out", str(out), "--reuse-finished"])
+    assert [gpus for gpus, _ in calls] == [2]

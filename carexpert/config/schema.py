@@ -147,6 +147,9 @@ class TrainConfig:
     stall_factor: float = setting(
         10.0, "Report a stall when no step has come for this many times the median step time.",
         min=2.0, max=1000.0)
+    dist_timeout_s: int = setting(
+        600, "With several GPUs: how long a rank waits for the others in one collective before the run "
+        "fails (a hung or dead rank ends the run instead of stalling it forever).", min=1, max=86400)
 
 
 @dataclass

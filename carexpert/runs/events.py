@@ -17,7 +17,8 @@ Event types and their main fields (more may be present; readers ignore unknown k
 - ``step``: step, max_steps, epoch, loss, lr, grad_norm, tokens_per_s (real tokens: padding is not
   counted), samples_per_s, tokens and train_s (the real tokens since the previous step event and the
   training seconds they took: tokens_per_s = tokens / train_s), eta_s (training time only), gpus
-  (list of {index, allocated, reserved, peak} bytes, one per rank's GPU), ram_bytes (rank 0's process)
+  (list of {rank, index, allocated, reserved, peak}: bytes, one entry per rank, in rank order; index
+  is the CUDA device on the rank's host), ram_bytes (rank 0's process)
 - ``eval``: step, val_loss, perplexity
 - ``checkpoint``: step, path (a complete checkpoint: written only after its completion marker)
 - ``status``: state (see ``carexpert.runs.status.STATES``), error (text or null), step, max_steps,

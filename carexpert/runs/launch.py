@@ -7,10 +7,11 @@ which would hang the trainer once nobody reads it. The run folder's lock is take
 here and handed to the child through an inherited descriptor, so two launches of
 the same run cannot race.
 
-With ``processes > 1`` the same entry point is started through
-``torch.distributed.run`` (the launcher accelerate uses underneath): one process per
-GPU, DDP, rank 0 writes the events. For a model that does not fit one GPU, see
-``docs/training.md`` (FSDP with QLoRA).
+With ``processes > 1`` the child is ``carexpert.training.supervisor`` instead: it keeps
+the lock and starts the same worker once per GPU through ``torch.distributed.run``
+(the launcher accelerate uses underneath): DDP, rank 0 writes the events, and when a
+rank fails the supervisor ends the others and writes the final status. For a model
+that does not fit one GPU, see ``docs/training.md`` (FSDP with QLoRA).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from carexpert.runs.paths import RunPaths
 from carexpert.runs.status import RunStatus, read_status, write_status
 
 WORKER_MODULE = "carexpert.training.worker"
+SUPERVISOR_MODULE = "carexpert.training.supervisor"
 
 
 def worker_command(run: RunPaths, *, config_path: str | os.PathLike | None = None, resume: bool = False,
@@ -33,8 +35,8 @@ def worker_command(run: RunPaths, *, config_path: str | os.PathLike | None = Non
     """The command line of a training process for ``run``.
 
     ``lock_fd``: the inherited descriptor that holds the run's lock. One process adopts
-    it (and releases it the moment the run ends); under torch.distributed.run the
-    launcher keeps it and the workers only check that it is held.
+    it (and releases it the moment the run ends): the worker, or with several
+    processes the supervisor, whose workers only check that it is held.
     """
     args = ["--run-dir", str(run.root.resolve())]
     if config_path is not None:
@@ -44,11 +46,9 @@ def worker_command(run: RunPaths, *, config_path: str | os.PathLike | None = Non
     if force:
         args.append("--force")
     if lock_fd is not None:
-        args += ["--lock-inherited"] if processes > 1 else ["--lock-fd", str(lock_fd)]
+        args += ["--lock-fd", str(lock_fd)]
     if processes > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={processes}", "-m", WORKER_MODULE]
-        return launcher + args
+        return [sys.executable, "-m", SUPERVISOR_MODULE, f"--processes={processes}", *args]
     return [sys.executable, "-m", WORKER_MODULE, *args]
 
 

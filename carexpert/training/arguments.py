@@ -12,6 +12,8 @@ def training_arguments(config: Any, plan: TrainPlan, run_paths: RunPaths, *, eva
     from transformers import TrainingArguments
 
     train = config.train
+    if plan.device == "cpu" and plan.world_size > 1:
+        _start_gloo_group(train.dist_timeout_s)
     eval_every = train.eval_steps if evaluate and train.eval_steps > 0 else None
     return TrainingArguments(
         output_dir=str(run_paths.checkpoints),
@@ -46,6 +48,7 @@ def training_arguments(config: Any, plan: TrainPlan, run_paths: RunPaths, *, eva
         use_cpu=plan.device == "cpu",
         ddp_backend="gloo" if plan.device == "cpu" and plan.world_size > 1 else None,
         ddp_find_unused_parameters=False,
+        ddp_timeout=train.dist_timeout_s,  # a dead or hung rank fails the run after this, never hangs it
         dataloader_num_workers=0,
         dataloader_pin_memory=plan.device == "cuda",
         remove_unused_columns=False,
@@ -55,3 +58,18 @@ def training_arguments(config: Any, plan: TrainPlan, run_paths: RunPaths, *, eva
         disable_tqdm=True,
         save_only_model=False,
     )
+
+
+def _start_gloo_group(timeout_s: int) -> None:
+    """Start the CPU (gloo) process group with the run's collective timeout.
+
+    transformers hands ``ddp_timeout`` to accelerate only on GPUs; on the CPU the group
+    would get gloo's default of 30 minutes, so a hung rank would stall the run that long.
+    accelerate uses a group that already exists.
+    """
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    if dist.is_available() and not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))

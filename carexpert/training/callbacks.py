@@ -147,6 +147,7 @@ class StopCallback(TrainerCallback):
         if self.stopping or not self._agreed(args.device):
             return
         self.stopping = True
+        self.stop.request("another rank's request")  # every rank then skips what follows training alike
         control.should_save = True
         control.should_training_stop = True
         self.reporter.set_state("stopping")

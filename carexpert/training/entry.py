@@ -17,6 +17,8 @@ Every failure ends with status "failed" and a plain message (full traceback in
 ``train.log``); running out of GPU memory adds advice computed from the run's own
 settings. A ``UserError`` (missing model or dataset, resume refused) is raised
 again for the CLI to print (exit 2); other failures are returned in the outcome.
+In a run on several GPUs a failing rank records its failure (``rank_failures``) and
+the supervisor writes the final status naming the root cause (``_end_failed``).
 """
 
 from __future__ import annotations
@@ -153,13 +155,43 @@ def _run(config, run_paths, reporter: Reporter, ranks: Ranks, *, resume, force, 
         return RunOutcome("finished", step, str(adapter) if adapter else None)
     except UserError as error:
         log.error("%s", error.render())
-        reporter.set_state("failed", error=error.render())
+        _end_failed(reporter, ranks, error.render(), step=reporter.status.step)
         raise
     except BaseException as error:  # noqa: BLE001 - every way out must leave an honest status
-        return _failed(error, config, reporter, session)
+        return _failed(error, config, reporter, ranks, session)
 
 
-def _failed(error: BaseException, config, reporter: Reporter, session) -> RunOutcome:
+def _end_failed(reporter: Reporter, ranks: Ranks, message: str, *, step: int,
+                advice: list[dict[str, Any]] | None = None) -> None:
+    """Say the run failed: at once on one GPU; on several, as this rank's record for the supervisor.
+
+    The other ranks fail a moment later because of this one (or this one because of
+    them), so only the supervisor, which outlives them all, can name the root cause.
+    Rank 0 hands ``status.json``'s pid to it, so the run does not read as dead meanwhile;
+    without a supervisor (a launch across hosts), rank 0 writes what the records say so far.
+    """
+    if ranks.world_size <= 1:
+        reporter.set_state("failed", error=message, advice=advice)
+        return
+    from carexpert.training.rank_failures import RankFailure, record_failure
+    from carexpert.training.supervisor import SUPERVISOR_PID_ENV
+
+    record_failure(reporter.run, RankFailure(ranks.rank, ranks.world_size, message, step, pid=os.getpid(),
+                                             advice=list(advice or [])))
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
+    if supervisor.isdigit():
+        reporter.hand_over(int(supervisor))
+    elif reporter.enabled:  # launched without carexpert's supervisor (several hosts): say what is known now
+        import psutil
+
+        from carexpert.training.rank_failures import describe, read_failures
+
+        started = psutil.Process().create_time() - 60  # nobody cleared ranks/: skip an earlier attempt's records
+        failures = [f for f in read_failures(reporter.run) if f.time >= started]
+        reporter.set_state("failed", error=describe(failures, ranks.world_size), advice=advice)
+
+
+def _failed(error: BaseException, config, reporter: Reporter, ranks: Ranks, session) -> RunOutcome:
     import torch
 
     trainer = session.trainer if session is not None else None
@@ -187,5 +219,5 @@ def _failed(error: BaseException, config, reporter: Reporter, session) -> RunOut
     else:
         log.exception("training failed")
         message = f"{type(error).__name__}: {error} (full traceback in train.log)"
-    reporter.set_state("failed", error=message, advice=advice)
+    _end_failed(reporter, ranks, message, step=step, advice=advice)
     return RunOutcome("failed", step, error=message, advice=advice)

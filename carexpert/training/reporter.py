@@ -60,6 +60,13 @@ class Reporter:
         if time.monotonic() - self._last_status_write >= STATUS_INTERVAL_S:
             self._write()
 
+    def hand_over(self, pid: int) -> None:
+        """Name ``pid`` (the supervisor of a several-GPU run) as the run's process: this one is exiting."""
+        if not self.enabled:
+            return
+        self.status.pid = pid
+        self._write()
+
     def _write(self) -> None:
         write_status(self.run.status, self.status)
         self._last_status_write = time.monotonic()

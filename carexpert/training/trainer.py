@@ -77,5 +77,6 @@ class CarexpertTrainer(Trainer):
                            dtype=torch.int64, device=device)
         table = self.accelerator.gather(row).reshape(-1, 6).tolist()
         self._window_tokens, self._window_samples = 0, 0
-        gpus = [{"index": int(r[5]), "allocated": r[2], "reserved": r[3], "peak": r[4]} for r in table if r[5] >= 0]
+        gpus = [{"rank": rank, "index": int(r[5]), "allocated": r[2], "reserved": r[3], "peak": r[4]}
+                for rank, r in enumerate(table) if r[5] >= 0]  # the gather is in rank order
         return {"tokens": sum(r[0] for r in table), "samples": sum(r[1] for r in table), "gpus": gpus}

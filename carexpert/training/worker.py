@@ -41,15 +41,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             config = load_config(args.config or run_paths.config)
+            drill = _fault_drill()
         except UserError as error:
             _record_failure(run_paths, error)  # run() records its own failures; this one comes before it
             raise
         outcome = run(config, run_paths, resume=args.resume, force=args.force, stop=stop, lock=lock,
-                      lock_inherited=args.lock_inherited)
+                      lock_inherited=args.lock_inherited, callbacks=drill)
     except UserError as error:
         print(f"error: {error.render()}", file=sys.stderr)
         return 2
     return 0 if outcome.state in ("finished", "stopped") else 1
+
+
+def _fault_drill() -> list:
+    """``CAREXPERT_FAULT``'s callback for this rank (``carexpert.training.faults``), usually none."""
+    import os
+
+    from carexpert.training.faults import fault_callbacks
+
+    return fault_callbacks(int(os.environ.get("RANK", 0)))
 
 
 def _record_failure(run_paths, error) -> None:
@@ -57,7 +67,12 @@ def _record_failure(run_paths, error) -> None:
 
     from carexpert.runs.status import RunStatus, read_status, write_status
 
-    if int(os.environ.get("RANK", 0)) != 0:
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    if world_size > 1:  # the supervisor writes the status of a several-GPU run
+        from carexpert.training.rank_failures import RankFailure, record_failure
+
+        record_failure(run_paths, RankFailure(int(os.environ.get("RANK", 0)), world_size, error.render(),
+                                              pid=os.getpid()))
         return
     status = read_status(run_paths.status) or RunStatus()
     status.state, status.error = "failed", error.render()

@@ -1,7 +1,8 @@
 """System mode: can this machine train? The checks, then the live GPUs (or RAM/CPU).
 
-The checks import torch, so they run as ``carexpert check --json`` in a child process; the GPU cards follow the
-app's NVML reading, which the app refreshes in its own worker every few seconds.
+The checks import torch, so they run as ``carexpert check --json`` in a child process; the GPU cards (one
+row per GPU beyond two) follow the app's NVML reading, which the app refreshes in its own worker every few
+seconds.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from textual.widgets import DataTable, Label
 
 from carexpert_tui.messages import ChecksFinished
 from carexpert_tui.screens.base import ModeScreen
-from carexpert_tui.widgets.gpu_card import GpuCard, HostCard
+from carexpert_tui.widgets.gpu_card import GpuCard, GpuRows, HostCard
 
+CARDS_UP_TO = 2  # side-by-side cards fit 80 columns up to two GPUs; more get one row each
 STATUS_STYLE = {"pass": ("✓ pass", "success"), "warn": ("! warn", "warning"), "fail": ("✗ fail", "error")}
 
 
@@ -103,16 +105,19 @@ class SystemScreen(ModeScreen):
 
     def show_devices(self, gpus: list[dict[str, Any]]) -> None:
         devices = self.query_one("#devices", Horizontal)
-        wanted = GpuCard if gpus else HostCard
+        many = len(gpus) > CARDS_UP_TO
+        wanted = GpuRows if many else GpuCard if gpus else HostCard
         cards = list(devices.query_children(wanted))
-        count = max(len(gpus), 1)
+        count = 1 if many else max(len(gpus), 1)
         if len(cards) != count or len(devices.children) != count:
             devices.remove_children()
             cards = [wanted() for _ in range(count)]
             devices.mount_all(cards)
             self.call_after_refresh(self.show_devices, gpus)
             return
-        if gpus:
+        if many:
+            cards[0].show(gpus)
+        elif gpus:
             for card, reading in zip(cards, gpus):
                 card.show(reading)
         else:

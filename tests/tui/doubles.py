@@ -27,6 +27,13 @@ FAKE_GPUS = [
     {"index": 1, "name": "NVIDIA H100 80GB HBM3", "mem_used": 1 * GIB, "mem_total": 80 * GIB, "util": 0,
      "temp": 33, "power": 71, "processes": []},
 ]
+# A four-GPU server: rank r of a training run on GPU r, memory rising with the rank so every row differs.
+FAKE_FOUR_GPUS = [
+    {"index": i, "name": "NVIDIA H200", "mem_used": (40 + 9 * i) * GIB, "mem_total": 141 * GIB, "util": 90 - i,
+     "temp": 60 + i, "power": 600 - 10 * i, "processes": [{"pid": 5000 + i, "name": "python", "mem_used": (39 + 9 * i) * GIB}]}
+    for i in range(4)
+]
+FOUR_GPU_RUN = "run-20261125-170000-ef56"
 # The embedded Gemma 3 270M's shape, as carexpert.estimate reads it from the GGUF header.
 EMBEDDED_SHAPE = ModelShape(hidden=640, intermediate=2048, layers=18, heads=4, kv_heads=1, head_dim=256,
                             vocab=262144, tied_embeddings=True)
@@ -168,3 +175,29 @@ async def wait_until(pilot, predicate, timeout: float = 20.0, step: float = 0.05
         await pilot.pause(step)
         waited += step
     return bool(predicate())
+
+
+def write_four_gpu_run(runs_dir: Path, *, t0: float = 1_795_000_000.0, steps: int = 12) -> Path:
+    """A finished run on 4 GPUs, as its rank 0 writes it: every step event lists each rank's GPU memory."""
+    import json
+
+    folder = runs_dir / FOUR_GPU_RUN
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text('[model]\nbase_model = "embedded"\n', encoding="utf-8")
+    events = [{"v": 1, "type": "start", "time": t0, "run_id": FOUR_GPU_RUN, "config": {}, "pid": 0,
+               "host": "fixture-host", "world_size": 4, "resumed_from": None}]
+    for step in range(1, steps + 1):
+        gpus = [{"rank": r, "index": r, "allocated": int((20 + 2 * r + step / 10) * GIB),
+                 "reserved": int((24 + 2 * r) * GIB), "peak": int((26 + 2 * r + step / 10) * GIB)} for r in range(4)]
+        events.append({"v": 1, "type": "step", "time": t0 + 2 * step, "step": step, "max_steps": steps,
+                       "epoch": step / steps, "loss": 2.0 - step / 10, "lr": 2e-4, "grad_norm": 0.3,
+                       "tokens_per_s": 41000.0, "samples_per_s": 80.0, "eta_s": 2.0 * (steps - step), "gpus": gpus,
+                       "ram_bytes": 8 * GIB})
+    events.append({"v": 1, "type": "status", "time": t0 + 2 * steps + 1, "state": "finished", "error": None,
+                   "advice": []})
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    (folder / "status.json").write_text(json.dumps({
+        "state": "finished", "pid": None, "host": "fixture-host", "step": steps, "max_steps": steps, "epoch": 1.0,
+        "error": None, "advice": [], "started": t0, "updated": t0 + 2 * steps + 1}), encoding="utf-8")
+    (folder / "train.log").write_text("", encoding="utf-8")
+    return folder

@@ -1,7 +1,7 @@
 """Pictures of every screen at 80x24 (the SSH minimum) and 120x40, from fixed data.
 
 Inputs are deterministic: two fixture runs (one finished with an evaluation, one stopped at
-step 24), two fake H100s, scripted checks, a scripted chat answer, frozen cursors. Update the
+step 24), two fake H100s (four H200s and a four-GPU run for the per-GPU views), scripted checks, a scripted chat answer, frozen cursors. Update the
 baselines with ``pytest tests/tui/test_snapshots.py --snapshot-update`` only after looking at
 ``snapshot_report.html``.
 """
@@ -16,7 +16,7 @@ import pytest
 from carexpert_tui.app import CarExpertApp
 from carexpert_tui.widgets.metric_chart import MetricChart
 from tests.tui.conftest import CONFIG_TEXT
-from tests.tui.doubles import FIXTURE_RUNS, fake_services, wait_until
+from tests.tui.doubles import FAKE_FOUR_GPUS, FIXTURE_RUNS, fake_services, wait_until, write_four_gpu_run
 
 SIZES = [(80, 24), (120, 40)]
 T0 = 1_795_000_000
@@ -84,6 +84,35 @@ def test_train_screen(snap_compare, snapshot_project, size):
         await settle(pilot)
 
     assert snap_compare(make_app("train"), terminal_size=size, run_before=run_before)
+
+
+def test_train_screen_four_gpus(snap_compare, snapshot_project):
+    """A finished run on four GPUs, its VRAM tab at 80x24: a header and one row per GPU (bar of reserved
+    memory, allocated, reserved, peak / the card's total)."""
+    folder = write_four_gpu_run(snapshot_project / "runs", t0=T0)
+    os.utime(folder / "status.json", (T0 + 5, T0 + 5))  # the newest run: selected on start
+
+    async def run_before(pilot):
+        screen = pilot.app.screen
+        assert await wait_until(pilot, lambda: len(screen.query_one("#vram").cards) == 4)
+        screen.query_one("#train-tabs").active = "tab-vram"
+        await settle(pilot)
+
+    app = CarExpertApp("carexpert.toml", services=fake_services(gpus=FAKE_FOUR_GPUS), mode="train")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_system_screen_four_gpus(snap_compare, snapshot_project):
+    """Four H200s at 80x24: one row each (name, VRAM bar, used/total, utilisation, temperature, power)."""
+
+    async def run_before(pilot):
+        screen = pilot.app.screen
+        assert await wait_until(pilot, lambda: len(screen.query("GpuRow")) == 4
+                                and screen.query_one("#checks").row_count == 4)
+        await settle(pilot)
+
+    app = CarExpertApp("carexpert.toml", services=fake_services(gpus=FAKE_FOUR_GPUS), mode="system")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -6,8 +6,8 @@ from textual.widgets import DataTable, Label
 
 from carexpert.errors import UserError
 from carexpert_tui.app import CarExpertApp
-from carexpert_tui.widgets.gpu_card import GpuCard, HostCard
-from tests.tui.doubles import fake_services, wait_until
+from carexpert_tui.widgets.gpu_card import GpuCard, GpuRow, GpuRows, HostCard
+from tests.tui.doubles import FAKE_FOUR_GPUS, fake_services, wait_until
 
 
 async def test_checks_and_gpu_cards_show(project, services):
@@ -20,6 +20,20 @@ async def test_checks_and_gpu_cards_show(project, services):
         cards = list(app.screen.query(GpuCard))
         assert len(cards) == 2
         assert "31.0G/80.0G" in cards[0].border_title
+
+
+async def test_four_gpus_get_one_row_each_at_80_columns(project):
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(gpus=FAKE_FOUR_GPUS), mode="system")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await wait_until(pilot, lambda: len(app.screen.query(GpuRow)) == 4
+                                and "4 GPUs" in (app.screen.query_one(GpuRows).border_title or ""))
+        await pilot.pause()
+        assert not app.screen.query(GpuCard)
+        assert app.screen.query_one(GpuRows).border_title == "4 GPUs · VRAM 214.0G/564.0G"
+        rows = list(app.screen.query(GpuRow))
+        assert str(rows[3].query_one(".figures", Label).render()).split() == ["67.0G/141.0G", "87%", "63°C", "570W"]
+        assert all(row.region.height == 1 and row.region.right <= 80 for row in rows)
+        assert "pid 5003 python 66.0G" in str(rows[3].tooltip)
 
 
 async def test_host_card_without_gpu(project):

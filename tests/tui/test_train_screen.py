@@ -14,9 +14,9 @@ from carexpert.runs import read_status
 from carexpert_tui.app import CarExpertApp
 from carexpert_tui.widgets.metric_chart import MetricChart
 from carexpert_tui.widgets.run_list import RunList
-from carexpert_tui.widgets.vram_panel import DeviceMemory
+from carexpert_tui.widgets.vram_panel import DeviceMemory, VramPanel
 from tests.training_support import tiny_config, write_tiny_dataset
-from tests.tui.doubles import FIXTURE_RUNS, fake_services, wait_until
+from tests.tui.doubles import FAKE_FOUR_GPUS, FIXTURE_RUNS, fake_services, wait_until, write_four_gpu_run
 
 
 def chart_points(app, chart_id: str, name: str) -> int:
@@ -46,6 +46,37 @@ async def test_start_watch_and_stop_a_run(project):
         assert read_status(status_file).step < 60  # stopped mid-way, not finished
         log = app.screen.query_one("#run-log", Log)
         assert await wait_until(pilot, lambda: any("stopped on request" in line for line in log.lines), timeout=5)
+
+
+async def test_a_run_on_four_gpus_shows_one_row_per_gpu(project):
+    write_four_gpu_run(project / "runs")
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(gpus=FAKE_FOUR_GPUS), mode="train")
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.screen.query_one(VramPanel)
+        assert await wait_until(pilot, lambda: len(panel.cards) == 4 and chart_points(app, "loss-chart", "train") == 12)
+        app.screen.query_one("#train-tabs").active = "tab-vram"
+        await pilot.pause()
+        assert list(panel.cards) == ["gpu0", "gpu1", "gpu2", "gpu3"] and panel.has_class("-several")
+        rows = [str(card.query_one(".figures", Label).render()) for card in panel.query(DeviceMemory)]
+        # the last step: allocated 20 + 2r + 1.2 GiB, reserved 24 + 2r, peak 26 + 2r + 1.2; NVML's total per card
+        assert rows[3].split() == ["27.2G", "30.0G", "33.2G", "/", "141.0G"]
+        assert all(card.region.height == 1 for card in panel.query(DeviceMemory))  # one line each: all four fit
+        assert all(card.region.y < panel.region.bottom for card in panel.query(DeviceMemory))
+        assert "rank 3" in str(panel.cards["gpu3"].tooltip)
+
+
+async def test_the_panel_keeps_ranks_on_other_hosts_apart(project):
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(), mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        panel = app.screen.query_one(VramPanel)
+        gib = 1024**3
+        event = {"gpus": [{"rank": r, "index": r % 2, "allocated": gib, "reserved": 2 * gib, "peak": 3 * gib}
+                          for r in range(4)]}  # two hosts with two GPUs each
+        panel.update_from_step(event, FAKE_FOUR_GPUS)
+        await pilot.pause()
+        assert list(panel.cards) == ["gpu0", "gpu1", "rank2", "rank3"]
+        figures = str(panel.cards["rank3"].query_one(".figures", Label).render())
+        assert figures.split()[-1] == "?"  # NVML sees only this host's cards
 
 
 async def test_runs_started_before_the_app_are_listed_and_followed(project):
