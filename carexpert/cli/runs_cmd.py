@@ -1,29 +1,23 @@
-"""``carexpert runs list|show|watch|stop|resume|delete``, and the live progress display.
+"""``carexpert runs list|show|watch|stop|resume|delete``.
 
-``show_progress`` is the one rich display of a live run; ``carexpert train`` (when
-not detached) and ``runs watch`` both use it. It reads events through
-``carexpert.runs.watch.follow_run``, the same reader the app uses.
+The live display is ``carexpert.cli.run_display`` (shared with ``carexpert train``);
+``runs resume`` starts the run the way ``carexpert train --resume`` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from carexpert.cli.main import add_config_option
+from carexpert.cli.run_display import STATE_STYLE, num, print_ending, show_progress
+from carexpert.cli.train import add_launch_options, launch_and_follow
 from carexpert.config import load_or_default
 from carexpert.runs.control import RunInfo, delete_run, find_run, list_runs, run_info, stop_run
-from carexpert.runs.paths import RunPaths
-from carexpert.runs.watch import RunProgress, follow_run
-
-STATE_STYLE = {"running": "green", "pending": "cyan", "stopping": "yellow", "stopped": "yellow",
-               "finished": "bold green", "failed": "bold red", "dead": "bold red", "unknown": "dim"}
-
+from carexpert.runs.watch import RunProgress
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("runs", help="list, inspect, watch, stop, resume or delete training runs")
@@ -44,8 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if name == "stop":
             sub.add_argument("--wait", action="store_true", help="wait until it has stopped")
         if name == "resume":
-            from carexpert.cli.train import add_launch_options
-
             add_launch_options(sub)
         if name == "delete":
             sub.add_argument("--yes", action="store_true", help="really delete it")
@@ -98,8 +90,8 @@ def run_show(args: argparse.Namespace) -> int:
     console.print(f"state: [{STATE_STYLE.get(info.state, '')}]{info.state}[/]"
                   + (f"  (pid {info.status.pid} on {info.status.host})" if info.status else ""))
     console.print(f"step {progress.step}/{progress.max_steps or '?'}  epoch {progress.epoch:.2f}  "
-                  f"loss {_num(progress.loss)}  val_loss {_num(progress.val_loss)}  "
-                  f"perplexity {_num(progress.perplexity)}")
+                  f"loss {num(progress.loss)}  val_loss {num(progress.val_loss)}  "
+                  f"perplexity {num(progress.perplexity)}")
     for path in guard.checkpoints_newest_first(info.paths.checkpoints):
         console.print(f"checkpoint {path.name}: {'complete' if guard.is_complete(path) else 'INCOMPLETE (not used)'}")
     if info.paths.adapter.exists():
@@ -135,8 +127,6 @@ def run_stop(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from carexpert.cli.train import launch_and_follow
-
     return launch_and_follow(args, resume=_find(args))
 
 
@@ -145,78 +135,3 @@ def run_delete(args: argparse.Namespace) -> int:
     delete_run(info, yes=args.yes)
     Console().print(f"deleted {info.paths.root}")
     return 0
-
-
-def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
-
-
-def _eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def show_progress(paths: RunPaths, console: Console, *, from_start: bool = True,
-                  should_stop: Callable[[], bool] = lambda: False) -> RunProgress:
-    """Draw a live progress bar for a run until it ends; returns the final picture.
-
-    ``from_start=False`` draws only what happens next, starting from the latest figures.
-    """
-    from carexpert.runs.events import read_events
-
-    state = RunProgress(run_id=paths.run_id)
-    for event in [] if from_start else read_events(paths.events):
-        state.update(event)
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]} tok/s  "
-                          "eta {task.fields[eta]}")]
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(paths.run_id, total=state.max_steps, completed=state.step, loss=_num(state.loss),
-                            lr="—", speed="—", eta="—")
-        for event in follow_run(paths, from_start=from_start, should_stop=should_stop):
-            state.update(event)
-            kind = event["type"]
-            if kind == "step":
-                bar.update(task, completed=state.step, total=state.max_steps, loss=_num(state.loss),
-                           lr=f"{state.lr:.2e}" if state.lr is not None else "—",
-                           speed=f"{state.tokens_per_s:.0f}" if state.tokens_per_s else "—", eta=_eta(state.eta_s))
-            elif kind == "eval":
-                bar.console.print(f"step {event.get('step')}: val_loss {_num(event.get('val_loss'))}  "
-                                  f"perplexity {_num(event.get('perplexity'))}")
-            elif kind == "checkpoint":
-                bar.console.print(f"[dim]checkpoint saved at step {event.get('step')}[/dim]")
-            elif kind == "notice":
-                bar.console.print(f"[yellow]note:[/yellow] {event.get('message')}")
-            elif kind == "summary":
-                bar.console.print(f"{event.get('trainable_params', 0):,} trainable of {event.get('total_params', 0):,} "
-                                  f"parameters ({event.get('trainable_percent', 0):.2f}%) on {event.get('device')}, "
-                                  f"{event.get('precision')}, {event.get('optimizer')}")
-            elif kind == "status":
-                bar.update(task, description=f"{paths.run_id} [{STATE_STYLE.get(state.state, '')}]{state.state}[/]")
-            elif kind == "stalled":
-                bar.console.print(f"[yellow]no step for {event.get('seconds_since_step', 0):.0f}s[/yellow]")
-    return state
-
-
-def print_ending(console: Console, paths: RunPaths, state: str, progress: RunProgress) -> None:
-    """Say how the run ended and what to do next."""
-    from carexpert.training.advice import config_set_command
-
-    run_id = paths.run_id
-    if state == "finished":
-        console.print(f"[bold green]finished[/bold green] at step {progress.step}: adapter in {paths.adapter} "
-                      f"— next: carexpert eval {run_id}", highlight=False)
-    elif state == "stopped":
-        console.print(f"[yellow]stopped[/yellow] at step {progress.step} — continue with: carexpert runs resume {run_id}")
-    elif state == "dead":
-        console.print(f"[bold red]dead[/bold red]: the process is gone (killed or the machine restarted) — "
-                      f"continue from its last checkpoint with: carexpert runs resume {run_id}")
-    elif state == "failed":
-        console.print(f"[bold red]failed:[/bold red] {progress.error or 'see train.log'}")
-        for item in progress.advice:
-            text = item.get("text") if isinstance(item, dict) else str(item)
-            command = config_set_command(item) if isinstance(item, dict) and item.get("changes") else ""
-            console.print(f"  - {text}" + (f"\n      {command}" if command else ""))

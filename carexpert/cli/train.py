@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from carexpert.cli.main import add_config_option
+from carexpert.cli.run_display import print_ending, show_progress
 from carexpert.errors import UserError
 
 
@@ -88,7 +89,6 @@ def launch_and_follow(args: argparse.Namespace, *, resume: Any) -> int:
 
 def follow_started(started: Any, console: Console) -> int:
     """Show progress; Ctrl-C once stops the run (checkpoint), twice leaves it running."""
-    from carexpert.cli.runs_cmd import print_ending, show_progress
     from carexpert.runs.control import run_info, stop_run
 
     presses = 0
