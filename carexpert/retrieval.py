@@ -10,7 +10,9 @@ trained to give when no passage holds the figure (``guard_refusal``).
 
 Import everything retrieval-related from here (``Passage``, ``Hit``, ``Retrieval``,
 ``Retriever``, ``open_retriever``, ``guard_refusal``); the store behind it lives in
-``carexpert.knowledge.store``.
+``carexpert.knowledge.store``. ``Passage`` is defined with the other knowledge types
+(``carexpert.knowledge.types``) because the store builds passages and retrieval ranks them:
+this module depends on the store, never the other way round.
 """
 
 from __future__ import annotations
@@ -21,26 +23,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the store modules import this one for Passage
-    from carexpert.knowledge.entities import EntityIndex
-    from carexpert.knowledge.store import KnowledgeStore
+from carexpert.knowledge.entities import EntityIndex
+from carexpert.knowledge.loading import load_knowledge
+from carexpert.knowledge.passages import LINK_WORDS, budget_answer_passage
+from carexpert.knowledge.store import KnowledgeStore, build_store, needs_build, store_path
+from carexpert.knowledge.types import Passage
 
-
-@dataclass(frozen=True)
-class Passage:
-    """One retrievable passage of the knowledge store."""
-
-    id: str     # a vehicle: its id in vehicles.csv; others: "concept:<id>", "maintenance:<id>", "buying:<id>", "note:..."
-    kind: str   # "vehicle", "concept", "maintenance", "buying" or "note"
-    title: str  # "2024 Toyota Camry LE", "Turbocharger", ...
-    text: str   # what the model reads (begins with the title)
-
-    @property
-    def fact_id(self) -> str:
-        """The id that dataset records use in ``fact_ids`` ("vehicle:<id>" for a vehicle)."""
-        return f"vehicle:{self.id}" if self.kind == "vehicle" else self.id
+__all__ = ["Hit", "Passage", "Retrieval", "Retriever", "UnknownVehicle", "guard_refusal", "open_retriever"]
 
 
 @dataclass(frozen=True)
@@ -128,9 +118,6 @@ class Retriever:
 
     def __init__(self, store: KnowledgeStore, *, top_k: int = 3, max_context_tokens: int = 384,
                  min_score: float = 0.0, count_tokens: TokenCounter | None = None):
-        from carexpert.knowledge.entities import EntityIndex
-        from carexpert.knowledge.loading import load_knowledge
-
         self.store = store
         self.top_k = top_k
         self.max_context_tokens = max_context_tokens
@@ -183,8 +170,6 @@ class Retriever:
     def _text_hits(self, question: str, named: list, seen: set[str], wanted: int) -> list[Hit]:
         """bm25 over the topic passages, re-ranked: a concept that explains the aspect asked about of a named
         vehicle ('what gearbox does the Outback have?' -> CVT) first, then passages whose title the question spells out."""
-        from carexpert.knowledge.passages import LINK_WORDS
-
         words = _WORD.findall(question.lower())
         asked = {aspect for aspect, vocabulary in LINK_WORDS.items() if vocabulary.intersection(words)}
         linked = {pid for aspect, pid in self.store.links(n.key.id for n in named) if aspect in asked}
@@ -231,8 +216,6 @@ class Retriever:
 
     def _budget_passage(self, question: str) -> Passage | None:
         """For 'What's a good compact SUV under $30,000?': the tier's advice and the store's cars at or under it."""
-        from carexpert.knowledge.passages import budget_answer_passage
-
         money = _MONEY.search(question)
         if not money or re.search(r"gallon|per year|a year|kwh|mile", question, re.IGNORECASE):
             return None
@@ -258,8 +241,6 @@ class Retriever:
 
 def open_retriever(config, *, count_tokens: TokenCounter | None = None) -> Retriever:
     """The retriever for a config: builds the store first when it is missing or the builtin tables changed."""
-    from carexpert.knowledge.store import KnowledgeStore, build_store, needs_build, store_path
-
     path: Path = store_path(config)
     if needs_build(path):
         build_store(path)

@@ -18,8 +18,7 @@ from carexpert.dataset import units
 from carexpert.dataset.gen_concepts import MAX_EXAMPLES, example_vehicles
 from carexpert.dataset.gen_maintenance import KM_STEP
 from carexpert.dataset.text import capitalize_first, human_list
-from carexpert.knowledge.types import DRIVETRAINS, BudgetTier, Concept, Knowledge, MaintenanceItem, Vehicle
-from carexpert.retrieval import Passage
+from carexpert.knowledge.types import DRIVETRAINS, BudgetTier, Concept, Knowledge, MaintenanceItem, Passage, Vehicle
 
 NOT_PUBLISHED = "not published"
 BUDGET_ID = "buying:budget-tiers"

@@ -27,8 +27,7 @@ from pathlib import Path
 from carexpert.errors import UserError
 from carexpert.knowledge.entities import TOKEN, VehicleKey
 from carexpert.knowledge.loading import parse_vehicle_rows
-from carexpert.knowledge.types import KNOWLEDGE_DIR, VEHICLE_COLUMNS, Knowledge, Vehicle
-from carexpert.retrieval import Passage
+from carexpert.knowledge.types import KNOWLEDGE_DIR, VEHICLE_COLUMNS, Knowledge, Passage, Vehicle
 
 SCHEMA_VERSION = 4
 BUILTIN = "builtin"

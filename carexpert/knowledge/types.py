@@ -189,3 +189,18 @@ class Knowledge:
             if item.id == item_id:
                 return item
         raise KeyError(item_id)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrievable passage of the knowledge store."""
+
+    id: str     # a vehicle: its id in vehicles.csv; others: "concept:<id>", "maintenance:<id>", "buying:<id>", "note:..."
+    kind: str   # "vehicle", "concept", "maintenance", "buying" or "note"
+    title: str  # "2024 Toyota Camry LE", "Turbocharger", ...
+    text: str   # what the model reads (begins with the title)
+
+    @property
+    def fact_id(self) -> str:
+        """The id that dataset records use in ``fact_ids`` ("vehicle:<id>" for a vehicle)."""
+        return f"vehicle:{self.id}" if self.kind == "vehicle" else self.id
