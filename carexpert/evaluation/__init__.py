@@ -18,7 +18,8 @@ from carexpert.evaluation.cases import EvalCase, add_user_case, cases_file, load
 from carexpert.evaluation.generate import EvaluationCancelled, Generation, generate_answers
 from carexpert.evaluation.metrics import aggregate, score_answer
 from carexpert.evaluation.results import EvalResults, find_result, list_results, load_results, write_results
-from carexpert.evaluation.runner import EvalData, EvalOutcome, evaluate_model, evaluate_run
+from carexpert.evaluation.data import EvalData
+from carexpert.evaluation.runner import EvalOutcome, evaluate_model, evaluate_run
 
 __all__ = [
     "EvalCase", "EvalData", "EvalOutcome", "EvalResults", "EvaluationCancelled", "Generation", "add_user_case",

@@ -13,13 +13,24 @@ hallucinated-figure check (``carexpert.evaluation.figures``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from carexpert.evaluation.cases import EvalCase, case_from_record, cases_file, dedupe, load_user_cases
 from carexpert.evaluation.figures import store_expectations
-from carexpert.evaluation.runner import EvalData
+from carexpert.evaluation.loss import TokenizeFn
 
 SHOWCASE = "showcase"
+
+
+@dataclass
+class EvalData:
+    """What to evaluate: the cases, the validation records for loss, and where they came from."""
+
+    cases: list[EvalCase]
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    tokenize: TokenizeFn | None = None
+    fingerprint: str | None = None
 
 
 def spread_limit(records: Sequence[Mapping[str, Any]], limit: int) -> list[Mapping[str, Any]]:

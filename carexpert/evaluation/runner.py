@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,9 @@ from carexpert.config import Config, load_config
 from carexpert.errors import UserError
 from carexpert.evaluation.attribution import used_passages
 from carexpert.evaluation.cases import EvalCase
+from carexpert.evaluation.data import EvalData, load_eval_data
 from carexpert.evaluation.generate import Generation, ProgressCallback, build_prompts, generate_answers
-from carexpert.evaluation.loss import TokenizeFn, answer_loss, perplexity
+from carexpert.evaluation.loss import answer_loss, perplexity
 from carexpert.evaluation.metrics import GUARD, aggregate, score_answer
 from carexpert.evaluation.results import SCHEMA_VERSION, write_results
 from carexpert.evaluation.retrieve import CaseRetrieval, open_eval_retriever, passages_of, retrieve_all
@@ -40,16 +41,6 @@ from carexpert.evaluation.sides import MODELS, SIDE_NAMES, SIDES, default_sides,
 from carexpert.runs.paths import RunPaths
 
 LOSS_BATCH_CAP = 32  # validation loss keeps the answer logits of a whole batch (262k-word vocabulary)
-
-
-@dataclass
-class EvalData:
-    """What to evaluate: the cases, the validation records for loss, and where they came from."""
-
-    cases: list[EvalCase]
-    validation: list[dict[str, Any]] = field(default_factory=list)
-    tokenize: TokenizeFn | None = None
-    fingerprint: str | None = None
 
 
 @dataclass
@@ -282,8 +273,6 @@ def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, com
     if progress:
         progress("load", 0, 1)
     if data is None:
-        from carexpert.evaluation.data import load_eval_data  # the dataset package is only needed here
-
         data = load_eval_data(config, limit=limit)
     if not data.cases:
         raise UserError("nothing to evaluate: the held-out set is empty", where="data.test_fraction",
