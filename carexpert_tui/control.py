@@ -17,13 +17,21 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from carexpert.runs import validate_run_id
 from carexpert.errors import UserError
-
-from carexpert_tui.services import Services
+from carexpert.runs import validate_run_id
 
 COMMAND_TIMEOUT_S = 120.0
+
+
+class Services(Protocol):
+    """What running a command needs from the app's services (``carexpert_tui.services.Services``
+    has both): the argv of the ``carexpert`` command and extra environment for the child."""
+
+    env: dict[str, str]
+
+    def command(self, *args: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)

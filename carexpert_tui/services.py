@@ -18,6 +18,8 @@ from typing import Any, Awaitable, Callable
 from carexpert.config import Config
 from carexpert.errors import UserError
 
+from carexpert_tui.control import config_args, run_command
+
 
 def real_gpu_snapshot() -> list[dict[str, Any]]:
     """Per-GPU NVML reading (no torch); [] without a GPU."""
@@ -39,8 +41,6 @@ async def real_run_checks(services: "Services", config_path: Path | None) -> lis
     The checks import torch and probe CUDA, which can take many seconds: in a child the app
     neither loads torch nor has to wait for it on quit (cancelling kills the child).
     """
-    from carexpert_tui.control import config_args, run_command
-
     result = await run_command(services, "check", "--json", *config_args(config_path))
     try:
         return list(json.loads(result.output[result.output.index("{"):])["checks"])

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grimp
+
 ROOT = Path(__file__).resolve().parent.parent
 WEB_STACK = ("fastapi", "uvicorn", "starlette")
 ML_STACK = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "accelerate")
@@ -89,3 +91,54 @@ def test_no_app_module_imports_the_ml_stack_at_start():
     # Every app module, screens and widgets included, as the app imports them lazily on first use.
     modules = modules_under("carexpert_tui")
     assert first_importers(modules, ML_STACK) == {}
+
+
+def import_cycles(graph) -> list[list[str]]:
+    """The strongly connected groups of modules (more than one module) in a grimp graph."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's algorithm
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_import_cycles():
+    # Every import counts, in-function ones included: a cycle is broken by moving code, not by hiding an import.
+    graph = grimp.build_graph("carexpert", "carexpert_tui", cache_dir=None)
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = grimp.ImportGraph()
+    for module in ("a", "a.x", "a.y", "a.z"):
+        graph.add_module(module)
+    graph.add_import(importer="a.x", imported="a.y")
+    graph.add_import(importer="a.y", imported="a.x")
+    graph.add_import(importer="a.y", imported="a.z")
+    assert import_cycles(graph) == [["a.x", "a.y"]]
