@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from carexpert.config import Config
+from carexpert.runs import checkpoints
 from carexpert.training import guard
 from carexpert.training.advice import config_set_command, oom_advice
 from carexpert.training.plan import cpu_has_native_bf16, fold_accumulation, make_plan, resolve_precision
@@ -85,7 +86,7 @@ def test_guard_ignores_harmless_keys_and_names_what_changed(tmp_path: Path):
     checkpoint.mkdir()
     (checkpoint / "trainer_state.json").write_text("{}")
     guard.write_marker(checkpoint, config=config, fingerprint="abc", step=10, plan={"optimizer": "adamw_torch"})
-    assert guard.is_complete(checkpoint)
+    assert checkpoints.is_complete(checkpoint)
     config.ui.theme, config.eval.limit, config.train.save_steps = "light", 3, 7
     assert guard.check_resume(checkpoint, config, "abc", force=False) == []
     config.lora.r = 16
@@ -105,10 +106,10 @@ def test_rotation_keeps_the_newest_complete_checkpoints(tmp_path: Path):
         if step != 4:
             guard.write_marker(folder, config=Config(), fingerprint="f", step=step, plan={})
     (tmp_path / "checkpoint-10").mkdir()  # being written now: left alone
-    removed = guard.rotate(tmp_path, keep=2)
+    removed = checkpoints.rotate(tmp_path, keep=2)
     assert sorted(p.name for p in removed) == ["checkpoint-2", "checkpoint-4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10", "checkpoint-6", "checkpoint-8"]
-    assert guard.last_complete_checkpoint(tmp_path) == (tmp_path / "checkpoint-8", [tmp_path / "checkpoint-10"])
+    assert checkpoints.last_complete_checkpoint(tmp_path) == (tmp_path / "checkpoint-8", [tmp_path / "checkpoint-10"])
 
 
 def test_auto_optimizer_is_fused_for_small_models_on_a_gpu_and_the_seeds_for_big_ones():

@@ -224,7 +224,7 @@ def test_a_stuck_step_is_reported_as_stalled(tiny_model_dir, dataset, tmp_path, 
 
 
 def test_the_resume_fingerprint_matches_training_when_long_records_are_skipped(tiny_model_dir, dataset, tmp_path):
-    from carexpert.training import guard
+    from carexpert.runs import checkpoints
     from carexpert.training.data import data_fingerprint
 
     with dataset.open("a") as handle:
@@ -234,5 +234,5 @@ def test_the_resume_fingerprint_matches_training_when_long_records_are_skipped(t
     config.data.skip_bad_records = True
     paths = RunPaths(tmp_path / "skipped")
     run(config, paths)
-    marker = guard.read_marker(paths.checkpoints / "checkpoint-1")
+    marker = checkpoints.read_marker(paths.checkpoints / "checkpoint-1")
     assert marker["dataset_fingerprint"] == data_fingerprint(config)

@@ -36,7 +36,7 @@ def training_arguments(config: Any, plan: TrainPlan, run_paths: RunPaths, *, eva
         eval_steps=eval_every,
         save_strategy="steps",
         save_steps=train.save_steps,
-        save_total_limit=None,  # carexpert rotates after marking a checkpoint complete (guard.rotate)
+        save_total_limit=None,  # carexpert rotates after marking a checkpoint complete (carexpert.runs.checkpoints.rotate)
         logging_strategy="steps",
         logging_steps=train.logging_steps,
         logging_first_step=True,

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from carexpert.runs import checkpoints
 from carexpert.training import guard
 from carexpert.training.reporter import Reporter
 from carexpert.training.signals import GracefulStop
@@ -120,7 +121,7 @@ class CheckpointCallback(TrainerCallback):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         guard.write_marker(path, config=self.config, fingerprint=self.fingerprint, step=state.global_step,
                            plan=self.plan)
-        guard.rotate(Path(args.output_dir), self.keep)
+        checkpoints.rotate(Path(args.output_dir), self.keep)
         self.reporter.emit("checkpoint", step=state.global_step, path=str(path))
         log.info("checkpoint saved: %s", path)
 

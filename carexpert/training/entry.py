@@ -34,6 +34,7 @@ from typing import Any
 from carexpert.errors import UserError
 from carexpert.runs.lock import RunLock, lock_is_held
 from carexpert.runs.paths import RunPaths
+from carexpert.runs import checkpoints
 from carexpert.training import guard
 from carexpert.training.advice import oom_advice
 from carexpert.training.reporter import Reporter
@@ -118,12 +119,12 @@ def _run(config, run_paths, reporter: Reporter, ranks: Ranks, *, resume, force, 
 
     checkpoint = None
     if resume:
-        checkpoint, skipped = guard.last_complete_checkpoint(run_paths.checkpoints)
+        checkpoint, skipped = checkpoints.last_complete_checkpoint(run_paths.checkpoints)
         for path in skipped:
             reporter.emit("notice", message=f"{path.name} is incomplete (cut short while saving): not used")
     elif ranks.rank == 0:
         write_frozen_config(run_paths.config, config)
-    resumed_from = guard.checkpoint_step(checkpoint) if checkpoint else None
+    resumed_from = checkpoints.checkpoint_step(checkpoint) if checkpoint else None
     reporter.emit("start", run_id=run_paths.run_id, config=config.to_dict(), pid=os.getpid(),
                   host=socket.gethostname(), world_size=ranks.world_size, resumed_from=resumed_from)
     reporter.set_state("pending")
@@ -207,7 +208,7 @@ def _failed(error: BaseException, config, reporter: Reporter, ranks: Ranks, sess
         message = f"out of GPU memory after {step} completed steps{shape}; the last checkpoint is intact"
     elif isinstance(error, OSError) and error.errno == errno.ENOSPC:
         log.exception("disk full")
-        removed = guard.discard_incomplete(reporter.run.checkpoints) if reporter.enabled else []
+        removed = checkpoints.discard_incomplete(reporter.run.checkpoints) if reporter.enabled else []
         cut = f"; the half-written {', '.join(p.name for p in removed)} was removed" if removed else ""
         message = (f"disk full while writing at step {step} ({error.filename or 'the run folder'}){cut}; "
                    "earlier checkpoints are intact — free space, then 'carexpert runs resume'")

@@ -1,34 +1,23 @@
-"""Checkpoints you can trust: a completion marker, the config and data they belong to.
+"""The resume policy: which config and data a checkpoint belongs to, and when a resume may use it.
 
-Every checkpoint folder gets ``carexpert-checkpoint.json``, written last and
-atomically after the Trainer saved everything else; a folder without it was cut
-short (killed mid-save, disk full) and is never resumed from. The marker records a
-hash of the settings that change what training computes, those settings
-themselves, and the dataset fingerprint, so a resume with a different config or
-different data is refused with the exact differences (``--force`` goes on anyway):
-resuming a schedule with another learning rate or other data silently trains a
-model nobody asked for (axolotl#1134).
-
-Rotation lives here too (the Trainer's own is off): the newest ``keep`` complete
-checkpoints stay; incomplete folders are removed once a newer complete one exists.
+A checkpoint's completion marker (its file and the folder layout belong to
+``carexpert.runs.checkpoints``) records a hash of the settings that change what
+training computes, those settings themselves, and the dataset fingerprint, so a
+resume with a different config or different data is refused with the exact
+differences (``--force`` goes on anyway): resuming a schedule with another learning
+rate or other data silently trains a model nobody asked for (axolotl#1134).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from carexpert.errors import UserError
-from carexpert.fsutil import atomic_write_json
-
-MARKER = "carexpert-checkpoint.json"
-REQUIRED_FILES = ("trainer_state.json",)
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+from carexpert.runs import checkpoints
 
 # Settings that do not change what the optimizer computes: changing them between a
 # checkpoint and its resume is harmless.
@@ -58,70 +47,12 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def checkpoint_step(path: Path) -> int | None:
-    found = _CHECKPOINT.match(path.name)
-    return int(found.group(1)) if found else None
-
-
 def write_marker(checkpoint: Path, *, config: Any, fingerprint: str, step: int, plan: dict[str, Any]) -> Path:
     """Mark ``checkpoint`` complete (call only after everything else in it is written)."""
     settings = training_settings(config)
-    return atomic_write_json(checkpoint / MARKER, {
+    return checkpoints.write_marker(checkpoint, {
         "step": step, "time": time.time(), "settings_hash": settings_hash(settings), "settings": settings,
         "dataset_fingerprint": fingerprint, "plan": plan})
-
-
-def read_marker(checkpoint: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((checkpoint / MARKER).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def is_complete(checkpoint: Path) -> bool:
-    return read_marker(checkpoint) is not None and all((checkpoint / f).is_file() for f in REQUIRED_FILES)
-
-
-def checkpoints_newest_first(checkpoints_dir: Path) -> list[Path]:
-    if not checkpoints_dir.is_dir():
-        return []
-    found = [p for p in checkpoints_dir.iterdir() if p.is_dir() and checkpoint_step(p) is not None]
-    return sorted(found, key=lambda p: checkpoint_step(p) or 0, reverse=True)
-
-
-def last_complete_checkpoint(checkpoints_dir: Path) -> tuple[Path | None, list[Path]]:
-    """The newest complete checkpoint and the incomplete ones newer than it (skipped)."""
-    skipped = []
-    for path in checkpoints_newest_first(checkpoints_dir):
-        if is_complete(path):
-            return path, skipped
-        skipped.append(path)
-    return None, skipped
-
-
-def rotate(checkpoints_dir: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` complete checkpoints, and incomplete ones older than the newest."""
-    removed = []
-    complete_seen = 0
-    for path in checkpoints_newest_first(checkpoints_dir):
-        if is_complete(path):
-            complete_seen += 1
-            if complete_seen <= keep:
-                continue
-        elif complete_seen == 0:
-            continue  # maybe being written right now
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
-
-
-def discard_incomplete(checkpoints_dir: Path) -> list[Path]:
-    """Remove every checkpoint folder without its marker (call only when no save is running)."""
-    removed = [path for path in checkpoints_newest_first(checkpoints_dir) if not is_complete(path)]
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
 
 
 def differences(marker: dict[str, Any], config: Any, fingerprint: str, optimizer: str | None = None) -> list[str]:
@@ -147,7 +78,7 @@ def differences(marker: dict[str, Any], config: Any, fingerprint: str, optimizer
 def check_resume(checkpoint: Path, config: Any, fingerprint: str, *, force: bool,
                  optimizer: str | None = None) -> list[str]:
     """Refuse (UserError) when the config or data changed since ``checkpoint``; with ``force``, return the changes."""
-    marker = read_marker(checkpoint) or {}
+    marker = checkpoints.read_marker(checkpoint) or {}
     changed = differences(marker, config, fingerprint, optimizer)
     if changed and not force:
         raise UserError(f"the config or the data changed since {checkpoint.name}", where=str(checkpoint.parent.parent),

@@ -17,6 +17,7 @@ from carexpert.errors import UserError
 from carexpert.runs.control import RunInfo
 from carexpert.runs.launch import start_training_process
 from carexpert.runs.paths import RunPaths, new_run_id, validate_run_id
+from carexpert.runs import checkpoints
 from carexpert.training import guard
 from carexpert.training.data import data_fingerprint
 
@@ -60,13 +61,13 @@ def resume_run(info: RunInfo, *, config_path: str | os.PathLike | None = None, f
         raise UserError(f"run {info.run_id} already finished", fix="start a new run, or pass --force to train on")
     config = load_config(config_path or info.paths.config)
     fingerprint = _preflight(config)
-    checkpoint, _ = guard.last_complete_checkpoint(info.paths.checkpoints)
+    checkpoint, _ = checkpoints.last_complete_checkpoint(info.paths.checkpoints)
     changes = None
     if checkpoint is not None:
         changes = guard.check_resume(checkpoint, config, fingerprint, force=force)
     process = start_training_process(info.paths, config_path=config_path, resume=True, force=force,
                                      processes=processes, lock_wait_seconds=10.0)
-    return StartedRun(info.paths, process, guard.checkpoint_step(checkpoint) if checkpoint else None, changes)
+    return StartedRun(info.paths, process, checkpoints.checkpoint_step(checkpoint) if checkpoint else None, changes)
 
 
 def _preflight(config: Any) -> str:

@@ -16,7 +16,8 @@ from carexpert.config import write_frozen_config  # noqa: E402
 from carexpert.runs import RunPaths, read_events, read_status  # noqa: E402
 from carexpert.runs.launch import start_training_process  # noqa: E402
 from carexpert.runs.control import run_state  # noqa: E402
-from carexpert.training import guard, run  # noqa: E402
+from carexpert.runs import checkpoints  # noqa: E402
+from carexpert.training import run  # noqa: E402
 from training_support import tiny_config, wait_for, write_tiny_dataset  # noqa: E402
 
 
@@ -68,7 +69,7 @@ def test_disk_full_while_saving_keeps_earlier_checkpoints(tiny_model_dir, tmp_pa
     assert outcome.state == "failed" and outcome.error.startswith("disk full while writing at step 4")
     assert "earlier checkpoints are intact" in outcome.error
     assert read_status(paths.status).state == "failed"
-    assert guard.is_complete(paths.checkpoints / "checkpoint-2")
+    assert checkpoints.is_complete(paths.checkpoints / "checkpoint-2")
     assert not (paths.checkpoints / "checkpoint-4").exists()  # the half-written one is gone (space back)
 
     monkeypatch.setattr(torch, "save", real_save)
