@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carexpert.config import load_config, load_or_default, update_user_file
+from carexpert.config import load_or_default, update_user_file
 from carexpert.errors import UserError
 from carexpert.runs import RunPaths
+from carexpert.runs.artifacts import frozen_config
+from carexpert.runs.checkpoints import checkpoint_step, last_complete_checkpoint
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,17 @@ def flat_settings(config: Any) -> dict[str, Any]:
 
 def other_differences(config_path: Path, run: RunPaths, changes: dict[str, Any]) -> list[str]:
     """Guarded settings in which the file differs from the run's frozen config, beyond ``changes``."""
-    mine, theirs = flat_settings(load_or_default(config_path)), flat_settings(load_config(run.config))
+    frozen = frozen_config(run)
+    if frozen is None:
+        raise UserError(f"run {run.run_id} has no frozen config to compare with", where=str(run.root),
+                        fix=f"resume from the CLI: carexpert train --resume {run.run_id}")
+    mine, theirs = flat_settings(load_or_default(config_path)), flat_settings(frozen)
     return sorted(key for key in set(mine) | set(theirs)
                   if key not in changes and guarded(key) and mine.get(key) != theirs.get(key))
 
 
 def apply_fix(config_path: Path, run: RunPaths, item: dict[str, Any]) -> RecoveryPlan:
     """Check the plan, then write the changes into ``config_path``; raises ``UserError`` when unsafe."""
-    from carexpert.training.guard import checkpoint_step, last_complete_checkpoint
-
     changes = dict(item["changes"])
     others = other_differences(config_path, run, changes)
     if others:

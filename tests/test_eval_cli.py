@@ -86,7 +86,8 @@ def test_eval_run_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, capsys)
     from eval_fixtures import make_adapter_run
 
     from carexpert.config import load_config, write_frozen_config
-    from carexpert.evaluation import list_results, load_results
+    from carexpert.evaluation import load_results
+    from carexpert.runs.artifacts import eval_results
 
     path = config_file(tmp_path)
     run, config = make_adapter_run(tiny_model_dir, tmp_path / "runs", run_id="r-e2e")
@@ -101,14 +102,14 @@ def test_eval_run_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, capsys)
     assert main(["eval", "r-e2e", "--limit", "2", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "results saved in" in out and "overall" in out and "tuned+rag" in out
-    grounded = load_results(list_results(run)[0])
+    grounded = load_results(eval_results(run)[0])
     assert grounded.summary["sides"] == ["base_closed", "base_rag", "tuned_closed", "tuned_rag"]
     camry = next(i for i in grounded.items if "2024 Toyota Camry LE" in i["question"])  # a showcase question
     assert camry["retrieved"][0]["id"] == "toyota-camry-2024-le" and camry["retrieved"][0]["how"] == "entity"
     assert all(item["tuned_rag"] is not None and "used" in item["tuned_rag"] for item in grounded.items)
     assert main(["eval", "r-e2e", "--limit", "2", "--sides", "tuned_closed,base_closed", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    result = load_results(list_results(run)[0])
+    result = load_results(eval_results(run)[0])
     sources = result.summary["sources"]
     assert sources["test"] == 2 and sources["showcase"] >= 10 and sources["user"] == 1
     assert result.summary["dataset_fingerprint"] and result.summary["val_loss"]["tuned"] is not None
@@ -154,9 +155,10 @@ def test_rescore_writes_a_new_result_scored_with_the_current_metrics(tmp_path, c
     old = write_v1(run.eval, v1_summary(), [stale], name="20261125-100000")
     assert main(["eval", "rescore", "r1", "--config", str(path)]) == 0
     assert f"rescored {old.name}" in capsys.readouterr().out.replace("\n", "")
-    from carexpert.evaluation import list_results, load_results
+    from carexpert.evaluation import load_results
+    from carexpert.runs.artifacts import eval_results
 
-    new = load_results(list_results(run)[0])
+    new = load_results(eval_results(run)[0])
     assert new.summary["rescored_from"] == old.name
     assert new.summary["version"] == 2 and json.loads((new.path / "summary.json").read_text())["version"] == 2
     assert new.items[0]["tuned_closed"]["verdict"] == "correct"  # "203 hp" answers "Camry hp?" (expected hp 203)

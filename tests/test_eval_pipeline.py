@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from carexpert.evaluation.generate import EvaluationCancelled, build_prompts, generate_answers
-from carexpert.evaluation.results import ITEM_KEYS, SIDE_KEYS, SUMMARY_KEYS, list_results, load_results
+from carexpert.evaluation.results import ITEM_KEYS, SIDE_KEYS, SUMMARY_KEYS, load_results
+from carexpert.runs.artifacts import eval_results
 from carexpert.evaluation.runner import EvalData, evaluate_run
 from carexpert.evaluation.sides import SIDE_NAMES
 from carexpert.retrieval import guard_refusal
@@ -86,7 +87,7 @@ def test_four_sides_answer_and_results_are_valid(adapter_run):
             assert item[side]["stop_reason"] in {"eos", "stop_string", "length", "guard"}
             if not item[side]["guard"]:
                 assert 0 < item[side]["length_tokens"] <= config.eval.max_new_tokens
-    assert list_results(run) == [outcome.path]
+    assert eval_results(run) == [outcome.path]
 
 
 def test_no_base_leaves_base_entries_null(adapter_run):

@@ -13,11 +13,11 @@ from carexpert.evaluation.results import (
     ITEMS_FILE,
     SUMMARY_FILE,
     find_result,
-    list_results,
     load_results,
     write_results,
 )
 from carexpert.runs import RunPaths
+from carexpert.runs.artifacts import eval_results
 
 SIDE = {"score": 0.5, "correct_rate": 0.5, "numeric_accuracy": 1.0, "concept_coverage": None,
         "refusal_rate": 0.0, "clean_stop_rate": 1.0, "repetition_rate": 0.0, "mean_length": 12.0}
@@ -104,7 +104,7 @@ def test_same_second_gets_a_new_folder_and_newest_is_listed_first(tmp_path):
     (run.eval / ".20261127-000000.tmp").mkdir()  # an evaluation being written now
     (run.eval / "20261127-000000").mkdir()  # or a crashed one: no summary, not listed
     assert second.name == "20261125-100000-2"
-    assert list_results(run) == [third, second, first]
+    assert eval_results(run) == [third, second, first]
     assert find_result(run) == third and find_result(run, first.name) == first
     with pytest.raises(UserError, match="no result"):
         find_result(run, "nope")

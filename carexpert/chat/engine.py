@@ -46,6 +46,7 @@ from carexpert.errors import UserError
 from carexpert.modeling import load_for_inference, model_source
 from carexpert.prompt import stop_strings
 from carexpert.retrieval import Retrieval
+from carexpert.runs.artifacts import is_adapter_dir
 
 Progress = Callable[[str], None]
 # Context length assumed when neither the model config nor the tokenizer states one.
@@ -156,7 +157,7 @@ class ChatEngine:
                 raise UserError("not a model folder (no config.json)", where=str(self.merged_dir),
                                 fix="pass a folder written by 'carexpert export RUN --merged OUT'")
             config = replace(config, model=replace(config.model, base_model=str(self.merged_dir)))
-        if self.adapter_dir and not (self.adapter_dir / "adapter_config.json").is_file():
+        if self.adapter_dir and not is_adapter_dir(self.adapter_dir):
             raise UserError("no adapter here (adapter_config.json missing)", where=str(self.adapter_dir),
                             fix="finish a training run first, or chat with --base")
         source = model_source(config, say)[0]  # converts the embedded model once, if needed

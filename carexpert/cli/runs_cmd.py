@@ -16,6 +16,8 @@ from carexpert.cli.main import add_config_option
 from carexpert.cli.run_display import STATE_STYLE, num, print_ending, show_progress
 from carexpert.cli.train import add_launch_options, launch_and_follow
 from carexpert.config import load_or_default
+from carexpert.runs import checkpoints
+from carexpert.runs.artifacts import has_adapter
 from carexpert.runs.control import RunInfo, delete_run, find_run, list_runs, run_info, stop_run
 from carexpert.runs.watch import RunProgress
 
@@ -79,7 +81,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     from carexpert.runs.events import read_events
-    from carexpert.training import guard
 
     info = _find(args)
     progress = RunProgress(run_id=info.run_id)
@@ -92,9 +93,9 @@ def run_show(args: argparse.Namespace) -> int:
     console.print(f"step {progress.step}/{progress.max_steps or '?'}  epoch {progress.epoch:.2f}  "
                   f"loss {num(progress.loss)}  val_loss {num(progress.val_loss)}  "
                   f"perplexity {num(progress.perplexity)}")
-    for path in guard.checkpoints_newest_first(info.paths.checkpoints):
-        console.print(f"checkpoint {path.name}: {'complete' if guard.is_complete(path) else 'INCOMPLETE (not used)'}")
-    if info.paths.adapter.exists():
+    for path in checkpoints.checkpoints_newest_first(info.paths.checkpoints):
+        console.print(f"checkpoint {path.name}: {'complete' if checkpoints.is_complete(path) else 'INCOMPLETE (not used)'}")
+    if has_adapter(info.paths):
         console.print(f"adapter: {info.paths.adapter}")
     for notice in progress.notices:
         console.print(f"[yellow]note:[/yellow] {notice}")

@@ -81,7 +81,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def start(args: argparse.Namespace, state_dir: Path) -> int:
-    from carexpert.chat.source import find_run
+    from carexpert.chat.source import find_adapter_run
     from carexpert.config import load_or_default
     from carexpert.serve.models import BASE_ID
     from carexpert.serve.server import ServeOptions, check_bind, run_server
@@ -93,7 +93,7 @@ def start(args: argparse.Namespace, state_dir: Path) -> int:
                                       max_loaded=args.max_loaded, state_dir=state_dir))
     config = load_or_default(args.config)
     if not args.base:
-        options.model = find_run(config, args.run).run_id  # the newest finished run when none is named
+        options.model = find_adapter_run(config, args.run).run_id  # the newest finished run when none is named
     else:
         options.model = BASE_ID
     from transformers.utils import logging as transformers_logging

@@ -17,12 +17,12 @@ Heavy libraries (torch, transformers, peft) are imported inside the functions th
 from carexpert.evaluation.cases import EvalCase, add_user_case, cases_file, load_user_cases
 from carexpert.evaluation.generate import EvaluationCancelled, Generation, generate_answers
 from carexpert.evaluation.metrics import aggregate, score_answer
-from carexpert.evaluation.results import EvalResults, find_result, list_results, load_results, write_results
+from carexpert.evaluation.results import EvalResults, find_result, load_results, write_results
 from carexpert.evaluation.data import EvalData
 from carexpert.evaluation.runner import EvalOutcome, evaluate_model, evaluate_run
 
 __all__ = [
     "EvalCase", "EvalData", "EvalOutcome", "EvalResults", "EvaluationCancelled", "Generation", "add_user_case",
     "aggregate", "cases_file", "evaluate_model", "evaluate_run", "find_result", "generate_answers",
-    "list_results", "load_results", "load_user_cases", "score_answer", "write_results",
+    "load_results", "load_user_cases", "score_answer", "write_results",
 ]

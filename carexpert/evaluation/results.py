@@ -38,12 +38,13 @@ from typing import Any
 
 from carexpert.errors import UserError
 from carexpert.fsutil import atomic_write_json, atomic_write_text
+from carexpert.runs.artifacts import EVAL_ITEMS, EVAL_SUMMARY, eval_results
 from carexpert.runs.paths import RunPaths
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-SUMMARY_FILE = "summary.json"
-ITEMS_FILE = "items.jsonl"
+SUMMARY_FILE = EVAL_SUMMARY  # the run folder's layout (file names, listing) belongs to carexpert.runs
+ITEMS_FILE = EVAL_ITEMS
 SUMMARY_KEYS = ("version", "run_id", "created", "model", "adapter", "config", "dataset_fingerprint", "n_items",
                 "sides", "timings", "val_loss", "perplexity", "categories", "overall")
 SIDE_KEYS = ("score", "correct_rate", "numeric_accuracy", "concept_coverage", "refusal_rate", "false_refusal_rate",
@@ -162,19 +163,9 @@ def upgrade(summary: dict[str, Any], items: list[dict[str, Any]]) -> tuple[dict[
     return new, new_items
 
 
-def list_results(run: RunPaths | str | Path) -> list[Path]:
-    """A run's result folders (those with a summary.json), newest first."""
-    eval_dir = run.eval if isinstance(run, RunPaths) else Path(run) / "eval"
-    if not eval_dir.is_dir():
-        return []
-    found = [p for p in eval_dir.iterdir()
-             if p.is_dir() and not p.name.startswith(".") and (p / SUMMARY_FILE).is_file()]
-    return sorted(found, key=lambda p: p.name, reverse=True)
-
-
 def find_result(run: RunPaths, name: str | None = None) -> Path:
     """The named result folder of a run, or its newest; a UserError when there is none."""
-    results = list_results(run)
+    results = eval_results(run)
     if not results:
         raise UserError(f"run {run.run_id!r} has no evaluation results", where=str(run.eval),
                         fix=f"run 'carexpert eval {run.run_id}' first")

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from carexpert.config import Config, load_config
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.evaluation.attribution import used_passages
 from carexpert.evaluation.cases import EvalCase
@@ -38,6 +38,8 @@ from carexpert.evaluation.metrics import GUARD, aggregate, score_answer
 from carexpert.evaluation.results import SCHEMA_VERSION, write_results
 from carexpert.evaluation.retrieve import CaseRetrieval, open_eval_retriever, passages_of, retrieve_all
 from carexpert.evaluation.sides import MODELS, SIDE_NAMES, SIDES, default_sides, order
+from carexpert.runs.artifacts import config_for_adapter, require_adapter
+from carexpert.runs.checkpoints import trained_fingerprint
 from carexpert.runs.paths import RunPaths
 
 LOSS_BATCH_CAP = 32  # validation loss keeps the answer logits of a whole batch (262k-word vocabulary)
@@ -48,26 +50,6 @@ class EvalOutcome:
     path: Path
     summary: dict[str, Any]
     items: list[dict[str, Any]]
-
-
-def require_adapter(run: RunPaths) -> Path:
-    """The run's adapter folder; a UserError when the run or its adapter is missing."""
-    if not run.exists():
-        raise UserError(f"no run {run.run_id!r}", where=str(run.root),
-                        fix="list runs with 'carexpert runs list' or check train.runs_dir")
-    if not (run.adapter / "adapter_config.json").is_file():
-        raise UserError(f"run {run.run_id!r} has no trained adapter yet", where=str(run.adapter),
-                        fix="wait for training to finish (or resume it); the adapter is written at the end")
-    return run.adapter
-
-
-def run_config(run: RunPaths, current: Config) -> Config:
-    """The run's frozen config (model and data as trained) with the current [eval] and [retrieval]
-    settings: which sides to answer, the store and the guard are choices of the evaluation."""
-    config = load_config(run.config) if run.config.is_file() else current
-    config.eval = current.eval
-    config.retrieval = current.retrieval
-    return config
 
 
 def base_weights(model: Any) -> contextlib.AbstractContextManager:
@@ -266,7 +248,7 @@ def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, com
     loading and the knowledge store's retriever (tests).
     """
     adapter = require_adapter(run)
-    config = run_config(run, config)
+    config = config_for_adapter(run, config)
     chosen = choose_sides(config, sides, compare_base)
     limit = config.eval.limit if limit is None else limit
     started = time.perf_counter()
@@ -306,10 +288,7 @@ def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, com
 def _training_data_check(run: RunPaths, fingerprint: str | None) -> dict[str, Any]:
     """The fingerprint the run trained on (its newest checkpoint's marker) and whether it is this data:
     when the data changed since, "held-out" questions may have been trained on."""
-    from carexpert.training.guard import checkpoints_newest_first, read_marker
-
-    trained = next((marker.get("dataset_fingerprint") for marker in map(read_marker, checkpoints_newest_first(
-        run.checkpoints)) if marker and marker.get("dataset_fingerprint")), None)
+    trained = trained_fingerprint(run)
     matches = None if trained is None or fingerprint is None else trained == fingerprint
     return {"training_fingerprint": trained, "data_matches_training": matches}
 

@@ -26,6 +26,7 @@ from carexpert.errors import UserError
 from carexpert.export.verify import Generated, PromptCheck, compare, greedy_generate
 from carexpert.fsutil import atomic_write_json
 from carexpert.prompt import stop_strings
+from carexpert.runs.artifacts import is_adapter_dir
 
 Progress = Callable[[str], None]
 EXPORT_DTYPES = ("bfloat16", "float16", "float32")
@@ -94,7 +95,7 @@ def export_merged(config: Any, adapter_dir: str | Path, out: str | Path, *, forc
     out, adapter_dir = Path(out), Path(adapter_dir)
     if dtype not in EXPORT_DTYPES:
         raise UserError(f"unknown dtype {dtype!r}", fix="use one of " + ", ".join(EXPORT_DTYPES))
-    if not (adapter_dir / "adapter_config.json").is_file():
+    if not is_adapter_dir(adapter_dir):
         raise UserError("no adapter here (adapter_config.json missing)", where=str(adapter_dir))
     check_target(out, force)
     staged = staging_path(out)

@@ -18,6 +18,7 @@ from typing import Any
 
 from carexpert.errors import UserError
 from carexpert.modeling.resolve import EMBEDDED, ResolvedModel, resolve_model
+from carexpert.runs.artifacts import is_adapter_dir
 
 Progress = Callable[[str], None]
 DTYPE_NAMES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32",
@@ -199,7 +200,7 @@ def load_for_inference(config: Any, adapter_dir: str | os.PathLike | None = None
 
 
 def _check_adapter(adapter: Path, allow_pickle: bool) -> Path:
-    if not (adapter / "adapter_config.json").is_file():
+    if not is_adapter_dir(adapter):
         raise UserError(f"no LoRA adapter in {str(adapter)!r} (adapter_config.json missing)", where=str(adapter),
                         fix="give a run's adapter/ folder (written when training finishes) or a checkpoint folder")
     if not (adapter / "adapter_model.safetensors").is_file():

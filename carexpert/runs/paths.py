@@ -76,6 +76,11 @@ class RunPaths:
     def eval(self) -> Path:
         return self.root / "eval"
 
+    @property
+    def eval_log(self) -> Path:
+        """The output of an evaluation the app started (``carexpert eval RUN`` run detached)."""
+        return self.root / "eval.log"
+
     def exists(self) -> bool:
         return self.root.is_dir()
 

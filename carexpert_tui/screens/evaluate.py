@@ -208,9 +208,9 @@ class EvalScreen(ModeScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="eval-load", description="Reading results")
     def load_result(self, row: RunRow, name: str) -> None:
-        from carexpert.evaluation.results import load_results
+        from carexpert.evaluation.results import find_result, load_results
 
-        results = load_results(row.paths.eval / name)
+        results = load_results(find_result(row.paths, name))
         self.app.call_from_thread(self.show_results, results)
 
     def show_results(self, results) -> None:
@@ -323,7 +323,7 @@ class EvalScreen(ModeScreen):
         """Start ``carexpert eval RUN`` detached and report its progress from its log until it exits."""
         self.evaluating = row.run_id
         self.known_results = {f"{row.run_id}/{name}" for name in row.eval_results}
-        log_path = row.root / "eval.log"
+        log_path = row.paths.eval_log
         config = self.app.config_path if self.app.config_path.exists() else None
         proc = await control.start_detached(self.app.services, log_path, "eval", row.run_id,
                                             *control.config_args(config), extra_env=control.LIVE_PROGRESS_ENV)
