@@ -1,6 +1,7 @@
 """One row per run folder: what the runs list, the header and the quit prompt show.
 
-Built from the run folder alone (status.json + the pid check in the core), so runs
+Built from the run folder alone, read through ``carexpert.runs`` (status, lock, adapter,
+results, the events' tail), so runs
 started from the CLI, by another viewer, or before the app opened all appear. A run's
 trainer is always another process: a live run, or one whose lock some process holds,
 is *attached*: the app watches it read-only and never starts a second trainer on it.
@@ -9,17 +10,15 @@ A live run whose newest progress event is ``stalled`` is flagged as stalled.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from carexpert.runs import LIVE_STATES, RunPaths, list_run_paths, read_status
+from carexpert.runs.artifacts import eval_results, has_adapter
 from carexpert.runs.control import run_state
+from carexpert.runs.events import stalled_now
 from carexpert.runs.lock import lock_is_held
-
-EVENTS_TAIL_BYTES = 16 * 1024
-PROGRESS_EVENTS = ("start", "step", "eval", "checkpoint", "status")
 
 
 @dataclass(frozen=True)
@@ -58,52 +57,8 @@ class RunRow:
 
 
 def eval_result_folders(paths: RunPaths) -> tuple[str, ...]:
-    """Names of ``eval/<timestamp>`` folders that hold a summary.json, newest first."""
-    if not paths.eval.is_dir():
-        return ()
-    found = [p.name for p in paths.eval.iterdir() if (p / "summary.json").is_file()]
-    return tuple(sorted(found, reverse=True))
-
-
-def read_new_text(path: Path, offset: int) -> tuple[str, int]:
-    """Text appended to ``path`` since ``offset`` (whole lines only) and the new offset."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return "", offset
-    if size < offset:
-        offset = 0
-    if size == offset:
-        return "", offset
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        chunk = handle.read(min(size - offset, 1024 * 1024))
-    end = chunk.rfind(b"\n")
-    if end < 0:
-        return "", offset
-    return chunk[: end + 1].decode("utf-8", errors="replace"), offset + end + 1
-
-
-def stalled_now(events_path: Path) -> bool:
-    """Whether the newest progress event in the log's tail is ``stalled`` (no step since)."""
-    try:
-        with open(events_path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - EVENTS_TAIL_BYTES))
-            lines = handle.read().splitlines()
-    except OSError:
-        return False
-    for line in reversed(lines):
-        try:
-            kind = json.loads(line).get("type")
-        except (ValueError, AttributeError):
-            continue
-        if kind == "stalled":
-            return True
-        if kind in PROGRESS_EVENTS:
-            return False
-    return False
+    """Names of the run's complete ``eval/<timestamp>`` results, newest first."""
+    return tuple(folder.name for folder in eval_results(paths))
 
 
 def lock_holder(paths: RunPaths) -> tuple[bool, int | None]:
@@ -132,7 +87,7 @@ def scan_runs(runs_dir: str | Path) -> list[RunRow]:
             max_steps=status.max_steps if status else None,
             epoch=status.epoch if status else 0.0,
             error=status.error if status else None,
-            has_adapter=(paths.adapter / "adapter_config.json").is_file(),
+            has_adapter=has_adapter(paths),
             eval_results=eval_result_folders(paths),
             advice=tuple(status.advice or ()) if status else (),
             stalled=live and stalled_now(paths.events),

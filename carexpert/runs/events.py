@@ -166,3 +166,32 @@ class EventFollower:
 def read_events(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All complete events in a file (a torn last line is ignored)."""
     return EventFollower(path).read_all()
+
+
+PROGRESS_EVENTS = ("start", "step", "eval", "checkpoint", "status")
+STALL_TAIL_BYTES = 16 * 1024
+
+
+def stalled_now(path: str | os.PathLike) -> bool:
+    """Whether the newest progress event near the end of an events file is ``stalled`` (no step since).
+
+    Reads only the file's last few KB, so a run list can ask it of every run on each refresh.
+    """
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - STALL_TAIL_BYTES))
+            lines = handle.read().splitlines()
+    except OSError:
+        return False
+    for line in reversed(lines):
+        try:
+            kind = json.loads(line).get("type")
+        except (ValueError, AttributeError):
+            continue
+        if kind == "stalled":
+            return True
+        if kind in PROGRESS_EVENTS:
+            return False
+    return False

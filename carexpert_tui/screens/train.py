@@ -26,11 +26,12 @@ from textual.worker import get_current_worker
 from textual_plot import PlotWidget
 
 from carexpert.runs import EventFollower, RunPaths
+from carexpert.runs.log_tail import LogFollower
 
 from carexpert_tui import control, recovery
 from carexpert_tui.formatting import duration, number, stats_line
 from carexpert_tui.messages import RunControlFinished, RunEventsRead, RunLogRead
-from carexpert_tui.run_rows import RunRow, read_new_text
+from carexpert_tui.run_rows import RunRow
 from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.screens.compare import CompareScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
@@ -180,15 +181,12 @@ class TrainScreen(ModeScreen):
         """Read the run's new events and log lines until another run is chosen."""
         worker = get_current_worker()
         follower = EventFollower(paths.events)
-        try:
-            log_offset = max(0, paths.log.stat().st_size - LOG_TAIL_BYTES)
-        except FileNotFoundError:
-            log_offset = 0
+        log = LogFollower(paths.log, tail_bytes=LOG_TAIL_BYTES)
         while not worker.is_cancelled:
             events = follower.poll()
             if events:
                 self.post_message(RunEventsRead(paths.run_id, events))
-            text, log_offset = read_new_text(paths.log, log_offset)
+            text = log.poll()
             if text:
                 self.post_message(RunLogRead(paths.run_id, text))
             if not events:
