@@ -93,7 +93,7 @@ def test_version_1_results_are_read_as_version_2(tmp_path):
     assert first["retrieved"] is None and "tuned" not in first and "base_answer" not in first
     assert second["base_closed"] is None and second["base_closed_answer"] is None
     assert json.loads((folder / SUMMARY_FILE).read_text())["version"] == 1  # the file itself is left alone
-    assert list_results(run) == [folder] and find_result(run) == folder
+    assert eval_results(run) == [folder] and find_result(run) == folder
 
 
 def test_same_second_gets_a_new_folder_and_newest_is_listed_first(tmp_path):

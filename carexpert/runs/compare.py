@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from carexpert.runs.artifacts import eval_results
 from carexpert.runs.events import read_events
 from carexpert.runs.paths import RunPaths
 
@@ -64,9 +65,9 @@ def latest_eval_summary(run: RunPaths) -> dict[str, Any] | None:
     """The newest evaluation summary of a run (read by ``carexpert.evaluation.results``, so an
     older version's file comes in the current shape), or None."""
     from carexpert.errors import UserError
-    from carexpert.evaluation.results import list_results, load_results  # the owner of the results format
+    from carexpert.evaluation.results import load_results  # the owner of the results format
 
-    for folder in list_results(run):
+    for folder in eval_results(run):
         try:
             return load_results(folder).summary
         except UserError:
