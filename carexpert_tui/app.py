@@ -24,6 +24,7 @@ from carexpert.errors import UserError
 from carexpert.notify import notification_sequence, run_event_message
 
 from carexpert_tui.commands import CarExpertCommands
+from carexpert_tui.formatting import describe_error
 from carexpert_tui.messages import GpuSampled, RunsListed
 from carexpert_tui.run_rows import RunRow, scan_runs
 from carexpert_tui.screens.confirm import ConfirmScreen
@@ -188,8 +189,12 @@ class CarExpertApp(App):
             return
         title, body = found
         self.notify(body, title=title, severity=severity)
-        sequence = notification_sequence(title, body, desktop=self.config.ui.notifications, bell=self.config.ui.bell)
+        if self.config.ui.bell:
+            self.bell()
+        sequence = notification_sequence(title, body, desktop=self.config.ui.notifications, bell=False)
         if sequence and self._driver is not None and not self.is_headless:
+            # Desktop notifications are OSC escape sequences; Textual has no public way to write raw
+            # bytes to the terminal (App.bell does the same for BEL), so this is the one private use.
             self._driver.write(sequence)
 
     def live_runs(self) -> list[RunRow]:
@@ -199,9 +204,7 @@ class CarExpertApp(App):
     def report_worker_error(self, event: Worker.StateChanged) -> None:
         """One place where a failed worker becomes a message the user can act on."""
         if event.state is WorkerState.ERROR:
-            error = event.worker.error
-            text = error.render() if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-            self.notify(f"{event.worker.description or event.worker.name} failed:\n{text}",
+            self.notify(f"{event.worker.description or event.worker.name} failed:\n{describe_error(event.worker.error)}",
                         severity="error", timeout=10)
 
     # --- config and theme -----------------------------------------------------------------

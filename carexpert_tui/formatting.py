@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from carexpert.errors import UserError
+
 GIB = 1024**3
 
 
@@ -52,3 +54,8 @@ def stats_line(step: dict[str, Any]) -> str:
         parts.append(f"{step['tokens_per_s']:,.0f} tok/s")
     parts.append(f"loss {number(step.get('loss'), 4)}")
     return " · ".join(parts)
+
+
+def describe_error(error: BaseException | None) -> str:
+    """A worker's failure for the user: a UserError's own message and fix, else the exception's type and text."""
+    return error.render() if isinstance(error, UserError) else f"{type(error).__name__}: {error}"

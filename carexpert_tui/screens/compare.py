@@ -11,16 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
+from textual.worker import Worker, WorkerState
 from textual_plot import HiResMode, PlotWidget
 
 from carexpert.evaluation.sides import headline_side
-from carexpert_tui.formatting import number
+from carexpert_tui.formatting import describe_error, number
 from carexpert_tui.series import DecimatedSeries
 
 # Theme colours the runs' curves take in turn.
@@ -99,6 +100,15 @@ class CompareScreen(Screen[None]):
         data = compare_runs(self.runs_dir, self.run_ids)
         self.app.call_from_thread(self.show, data)
 
+    @on(Worker.StateChanged)
+    def report_failed_load(self, event: Worker.StateChanged) -> None:
+        """A run that cannot be read leaves a message on the screen, not an empty one (and a toast)."""
+        if event.state is not WorkerState.ERROR:
+            return
+        self.app.report_worker_error(event)
+        self.query_one("#compare-title", Label).update(
+            f"Could not compare {', '.join(self.run_ids)}: {describe_error(event.worker.error)} — escape closes")
+
     def show(self, data: dict[str, Any]) -> None:
         self.data = data
         self.draw_curves(data["curves"])
@@ -127,6 +137,6 @@ class CompareScreen(Screen[None]):
                 series.append(step, loss)
             xs, ys = series.points()
             if xs:
-                color = variables.get(RUN_COLORS[index % len(RUN_COLORS)], "white")
+                color = variables.get(RUN_COLORS[index % len(RUN_COLORS)], variables.get("foreground"))
                 plot.plot(xs, ys, line_style=color, hires_mode=HiResMode.BRAILLE, label=label)
         plot.show_legend(is_visible=True)

@@ -7,9 +7,10 @@ import os
 import shutil
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Label
 from textual_plot import PlotWidget
 
+from carexpert.errors import UserError
 from carexpert_tui.app import CarExpertApp
 from carexpert_tui.screens.compare import CompareScreen, short_labels
 from tests.tui.conftest import CONFIG_TEXT
@@ -80,3 +81,22 @@ def test_compare_screen_snapshot(snap_compare, compare_project):
 
     app = CarExpertApp("carexpert.toml", services=fake_services(), mode="train")
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_a_run_that_cannot_be_read_leaves_a_message_not_a_blank_screen(compare_project, monkeypatch):
+    import carexpert.runs.compare
+
+    def unreadable(runs_dir, run_ids):
+        raise UserError("events.jsonl cannot be read (permission denied)", where=f"runs/{FINISHED}")
+
+    monkeypatch.setattr(carexpert.runs.compare, "compare_runs", unreadable)
+    app = CarExpertApp("carexpert.toml", services=fake_services(), mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = CompareScreen("runs", [STOPPED, FINISHED])
+        await app.push_screen(screen)
+        title = screen.query_one("#compare-title", Label)
+        assert await wait_until(pilot, lambda: "Could not compare" in str(title.render()))
+        assert FINISHED in str(title.render()) and screen.data is None
+        assert any("failed" in str(n.message) for n in app._notifications)
+        await pilot.press("escape")
+        assert await wait_until(pilot, lambda: not isinstance(app.screen, CompareScreen))
