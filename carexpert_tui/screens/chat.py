@@ -93,6 +93,8 @@ class ChatScreen(ModeScreen):
         self.sampling_values: dict[str, Any] = {}
         self.stream = None
         self.stop_requested = False
+        self.model_options: list[tuple[str, str]] = []
+        """The model choices last put in the selector (rebuilt only when they change)."""
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="chat-top"):
@@ -140,8 +142,8 @@ class ChatScreen(ModeScreen):
     def list_models(self, rows: tuple[RunRow, ...]) -> None:
         choice = self.query_one("#model-choice", Select)
         options = [("base model", BASE)] + [(f"adapter of {row.run_id}", row.run_id) for row in rows if row.has_adapter]
-        if options != getattr(self, "_model_options", None):
-            self._model_options = options
+        if options != self.model_options:
+            self.model_options = options
             current = choice.value
             with self.prevent(Select.Changed):
                 choice.set_options(options)

@@ -20,9 +20,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Label, Static, TabbedContent, TabPane, TextArea
 
-from carexpert.config import SECTION_DOCS, SECTIONS, ConfigError, field_specs, parse_config_text, save_user_text
+from carexpert.config import (
+    SECTION_DOCS,
+    SECTIONS,
+    Config,
+    ConfigError,
+    Problem,
+    field_specs,
+    parse_config_text,
+    save_user_text,
+)
 from carexpert.config.validate import build_config
 from carexpert.errors import UserError
 
@@ -34,6 +44,7 @@ from carexpert_tui.screens.path_prompt import PathPrompt
 from carexpert_tui.widgets.config_field import ConfigField, display_value
 
 SYNC_DELAY_S = 0.3
+ERROR_STYLE = "$error bold"  # theme variables resolve when the text is drawn, so a theme switch recolours it
 
 
 def read_text(path: Path) -> str:
@@ -72,6 +83,9 @@ class ConfigScreen(ModeScreen):
         self._sync_timer = None
         self.data: dict[str, Any] = {}
         self.built: set[str] = set()
+        self.config_view: Config | None = None
+        """The config the form shows (defaults where the file has problems); None until the file is read."""
+        self.file_problems: list[Problem] = []
 
     def compose_body(self) -> ComposeResult:
         yield Label(id="config-status")
@@ -146,10 +160,11 @@ class ConfigScreen(ModeScreen):
         body = self.data.get(spec.section)
         if isinstance(body, dict) and spec.name in body:
             return body[spec.name]
+        assert self.config_view is not None  # fields are built only once the file has been read
         return getattr(getattr(self.config_view, spec.section), spec.name)
 
     def problem_for(self, key: str) -> str | None:
-        return next((p.message for p in getattr(self, "file_problems", []) if p.key == key), None)
+        return next((p.message for p in self.file_problems if p.key == key), None)
 
     @on(TabbedContent.TabActivated, "#config-tabs")
     async def tab_shown(self, event: TabbedContent.TabActivated) -> None:
@@ -157,7 +172,7 @@ class ConfigScreen(ModeScreen):
 
     async def build_section(self, section: str) -> None:
         """Build a section's fields the first time its tab is shown (60 fields at once are slow to mount)."""
-        if section not in SECTIONS or section in self.built or not hasattr(self, "config_view"):
+        if section not in SECTIONS or section in self.built or self.config_view is None:
             return
         self.built.add(section)
         fields = [ConfigField(spec, self.shown_value(spec), self.problem_for(spec.key))
@@ -207,18 +222,18 @@ class ConfigScreen(ModeScreen):
         state = "modified" if self.modified else "saved"
         if not self.path.exists():
             state = "new file" if self.text else "not on disk (defaults)"
-        count = len(self.field_problems) + len([p for p in getattr(self, "file_problems", [])
+        count = len(self.field_problems) + len([p for p in self.file_problems
                                                  if p.key not in self.field_problems])
-        status = Text.assemble((str(self.path), "bold"), f" · {state}")
+        parts: list[str | tuple[str, str]] = [(str(self.path), "bold"), f" · {state}"]
         if self.toml_error:
-            status.append(" · TOML does not parse", style="bold red")
+            parts.append((" · TOML does not parse", ERROR_STYLE))
         elif count:
-            status.append(f" · {count} problem{'s' * (count != 1)}", style="bold red")
-        self.query_one("#config-status", Label).update(status)
+            parts.append((f" · {count} problem{'s' * (count != 1)}", ERROR_STYLE))
+        self.query_one("#config-status", Label).update(Content.assemble(*parts))
         lines = []
         if self.toml_error:
             lines.append(self.toml_error)
-        for problem in getattr(self, "file_problems", []):
+        for problem in self.file_problems:
             if problem.key not in self.field_problems:
                 lines.append(problem.render(self.path.name))
         for key, message in self.field_problems.items():
@@ -237,7 +252,7 @@ class ConfigScreen(ModeScreen):
         self.query_one("#field-doc", Static).update(doc)
 
     def refresh_derived(self) -> None:
-        config = getattr(self, "config_view", None)
+        config = self.config_view
         if config is None:
             return
         base_model = config.model.base_model
@@ -249,11 +264,10 @@ class ConfigScreen(ModeScreen):
                                   shape=self.shapes.get(base_model),
                                   gpu_name=gpus[0].get("name") if gpus else None,
                                   gpu_total_bytes=gpus[0].get("mem_total") if gpus else None)
-        text = Text()
+        parts: list[tuple[str, str]] = []
         for figure in figures:
-            text.append(f"{figure.label:<13}", style="italic")
-            text.append(figure.value + "\n", style="bold red" if figure.warning else "")
-        self.query_one("#derived", Static).update(text)
+            parts += [(f"{figure.label:<13}", "italic"), (figure.value + "\n", ERROR_STYLE if figure.warning else "")]
+        self.query_one("#derived", Static).update(Content.assemble(*parts))
 
     @work(exit_on_error=False, group="model-shape", description="Reading the model's shape")
     async def read_model_shape(self, base_model: str) -> None:

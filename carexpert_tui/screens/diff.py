@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import difflib
 
-from rich.syntax import Syntax
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
@@ -16,6 +16,16 @@ def unified_diff(before: str, after: str, name: str) -> str:
     """``diff -u`` of two texts; empty when they are the same."""
     return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                         fromfile=f"{name} (on disk)", tofile=f"{name} (edited)"))
+
+
+# Which theme colour each kind of diff line takes (the prefix decides, as in ``diff -u``).
+LINE_STYLES = (("+++", "$text-muted"), ("---", "$text-muted"), ("@@", "$accent"), ("+", "$success"), ("-", "$error"))
+
+
+def coloured_diff(diff: str) -> Content:
+    """The diff in the theme's colours (resolved when drawn): additions in success, removals in error."""
+    return Content.assemble(*((line, next((style for prefix, style in LINE_STYLES if line.startswith(prefix)), ""))
+                              for line in diff.splitlines(keepends=True)))
 
 
 class DiffScreen(ModalScreen[None]):
@@ -46,7 +56,7 @@ class DiffScreen(ModalScreen[None]):
             else:
                 yield Label(f"No changes: the editor matches {self.file_name} on disk", id="diff-title")
             with VerticalScroll():
-                yield Static(Syntax(self.diff, "diff", theme="ansi_dark", word_wrap=True, background_color="default"))
+                yield Static(coloured_diff(self.diff), id="diff-text")
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()

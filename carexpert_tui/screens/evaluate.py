@@ -115,6 +115,8 @@ class EvalScreen(ModeScreen):
         self._options: list[tuple[str, str]] = []
         # (run, results it had before) of a finished evaluation whose new result is shown once listed
         self.newest_of: tuple[str, set[str]] | None = None
+        self.known_results: set[str] = set()
+        """The results the run being evaluated had when the evaluation started ("run/name")."""
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="eval-top"):
@@ -363,7 +365,7 @@ class EvalScreen(ModeScreen):
         self.query_one("#eval-progress-row").display = False
         if message.returncode == 0:
             self.notify(f"Evaluation of {message.run_id} finished; showing its results.")
-            self.newest_of = (message.run_id, getattr(self, "known_results", set()))
+            self.newest_of = (message.run_id, self.known_results)
             self.list_results(self.app.runs)
         else:
             self.notify(f"Evaluation of {message.run_id} failed (exit {message.returncode}):\n{message.tail}\n"

@@ -56,7 +56,7 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("Where", "Key", "Does")
-        keymap = self.app._keymap
+        keymap = self.app.config.ui.keymap  # what the app passed to set_keymap
         for section, bindings in help_sections(self.app):
             for binding in bindings:
                 if binding.id and binding.id in keymap:

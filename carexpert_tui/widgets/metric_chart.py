@@ -90,7 +90,7 @@ class MetricChart(Vertical):
         for name, series in self.series.items():
             xs, ys = series.points()
             if xs:
-                color = variables.get(self.line_colors[name], "white")
+                color = variables.get(self.line_colors[name], variables.get("foreground"))
                 if len(xs) <= SPARSE_POINTS:  # a few evaluations: markers, since a line needs two points
                     plot.scatter(xs, ys, marker="◆", marker_style=color, label=name)
                 else:
