@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_common as tc  # noqa: E402
+import train_common as tc
 
 LINEAR_PER_LAYER = 7  # q, k, v, o, gate, up, down: all 4-bit in QLoRA
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_common as tc  # noqa: E402
+import train_common as tc
 
 STEPS_COMPARED = 20
 MEAN_TOLERANCE = 0.005

@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_common as tc  # noqa: E402
-from carexpert_train import figures_from_events, read_events  # noqa: E402
+import train_common as tc
+from carexpert_train import figures_from_events, read_events
 
 VARIANTS = {
     "default": dict(padding_free=True, selective=True),

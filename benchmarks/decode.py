@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_common as tc  # noqa: E402
+import train_common as tc
 
 PROMPT_TOKENS = 200
 NEW_TOKENS = 200
@@ -58,8 +58,9 @@ def write_random_adapter(folder: Path, model_dir: str, r: int = 64, seed: int = 
 
 def question_of_prompt_length(session, tokens: int) -> str:
     """A question whose full rendered prompt is ``tokens`` tokens long (or the nearest below)."""
-    from bench_assets import sentence
     import random
+
+    from bench_assets import sentence
 
     rng = random.Random(5)
     words = " ".join(sentence(rng) for _ in range(80)).split()

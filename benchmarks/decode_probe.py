@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_common as tc  # noqa: E402
+import train_common as tc
 
 PROMPT_TOKENS = 200
 NEW_TOKENS = 200
@@ -45,11 +45,11 @@ class StampingStreamer:
 
 def prompt_ids(tokenizer, device):
     """Exactly PROMPT_TOKENS ids of automotive text in carexpert's prompt format."""
-    import torch
-
     import random
 
+    import torch
     from bench_assets import sentence
+
     from carexpert.prompt import render_prompt
 
     rng = random.Random(3)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_common as tc  # noqa: E402
+import train_common as tc
 
 CONFIGURATIONS = [  # (name, head_loss, optimizer, compile)
     ("selective head, paged 8-bit AdamW (before)", "selective", "paged_adamw_8bit", False),

@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_common as tc  # noqa: E402
-from carexpert_train import read_events, toml_value  # noqa: E402
+import train_common as tc
+from carexpert_train import read_events, toml_value
 
 TARGET_TOKENS_PER_S = 40_000
 TARGET_AFTER_LOAD_S = 30.0

@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import compare  # noqa: E402
-import train_common as tc  # noqa: E402
+import compare
+import train_common as tc
 
 TARGETS = {2: 0.90, 4: 0.85}
 GIB = 2**30

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_common as tc  # noqa: E402
+import train_common as tc
 
-from carexpert.modeling.attention import VARLEN, register_varlen  # noqa: E402
+from carexpert.modeling.attention import VARLEN, register_varlen
 
 SEED_RECIPE = dict(batching="padded", micro_batch=4, checkpointing=True, upcast=True, selective=False,
                    attention="sdpa", liger=False, compile=False)
@@ -88,7 +88,7 @@ def set_upcast(model, on: bool) -> None:
     """prepare_model_for_kbit_training's cast of every non-4-bit bf16 weight to fp32 (and back: lossless)."""
     import torch
 
-    for name, param in model.named_parameters():
+    for _name, param in model.named_parameters():
         if param.requires_grad or param.__class__.__name__ == "Params4bit":
             continue
         if on and param.dtype == torch.bfloat16:

@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from carexpert.knowledge import VEHICLE_COLUMNS, Vehicle, load_knowledge  # noqa: E402
-from carexpert.knowledge.store import KnowledgeStore, build_store, import_file  # noqa: E402
-from carexpert.retrieval import Retriever  # noqa: E402
+from carexpert.knowledge import VEHICLE_COLUMNS, Vehicle, load_knowledge
+from carexpert.knowledge.store import KnowledgeStore, build_store, import_file
+from carexpert.retrieval import Retriever
 
 TRIMS = ("Sport", "Limited", "Touring", "SE", "XLE", "Premium", "Platinum", "EX", "SV", "GT")
 SYLLABLES = ("ar", "ve", "lo", "ta", "ri", "no", "ka", "sen", "mar", "tel", "vi", "do", "ra", "zen", "cor", "li")

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from carexpert.config import load_or_default  # noqa: E402
-from carexpert.knowledge.recall import measure  # noqa: E402
-from carexpert.knowledge.store import KnowledgeStore, build_store  # noqa: E402
-from carexpert.retrieval import Retriever  # noqa: E402
+from carexpert.config import load_or_default
+from carexpert.knowledge.recall import measure
+from carexpert.knowledge.store import KnowledgeStore, build_store
+from carexpert.retrieval import Retriever
 
 
 def main() -> int:

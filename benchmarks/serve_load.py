@@ -37,7 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from carexpert.serve.status import read_server_status  # noqa: E402
+from carexpert.serve.status import read_server_status
 
 QUESTION = "Compare the Toyota Camry and the Honda Accord for a family of four: space, economy, reliability."
 
@@ -47,7 +47,7 @@ def start_server(work: Path, model: str | None, queue: int, max_tokens: int) -> 
     lines = ['[model]', f'base_model = "{model}"' if model else "", "", "[retrieval]", "enabled = false", "",
              "[chat]", "temperature = 0.0", f"max_new_tokens = {max_tokens}", ""]
     config.write_text("\n".join(lines), encoding="utf-8")
-    log = open(work / "server.log", "wb")
+    log = open(work / "server.log", "wb")  # noqa: SIM115 - the server process writes to it until it is stopped
     proc = subprocess.Popen([sys.executable, "-m", "carexpert.cli.main", "serve", "--base", "--port", "0",
                              "--max-queue", str(queue), "--max-tokens", str(max(max_tokens, 16)),
                              "--state-dir", str(work / "state"), "--config", str(config)],
@@ -82,7 +82,7 @@ def memory(pid: int) -> dict:
                 if process.pid == pid and process.usedGpuMemory:
                     used += process.usedGpuMemory
         result["gpu_mib"] = used / 2**20
-    except Exception:  # no NVML (a CPU machine): RSS only
+    except Exception:  # noqa: BLE001 - no NVML (a CPU machine): RSS only
         pass
     return result
 

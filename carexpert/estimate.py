@@ -229,7 +229,7 @@ def shape_for_model(base_model: str, cache_dir: str | None = None) -> ModelShape
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(base_model, "config.json")
-    except Exception:  # not a valid repo id, or no hub library: unknown offline
+    except Exception:  # noqa: BLE001 - not a valid repo id, or no hub library: unknown offline
         return None
     return load_shape(cached) if isinstance(cached, str) else None
 

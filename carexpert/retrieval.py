@@ -80,11 +80,7 @@ def guard_refusal(named: str, suggestions: Sequence[Passage] = ()) -> str:
 
 
 # Words that carry no meaning for full-text ranking (kept out of the FTS query).
-_QUERY_STOPWORDS = frozenset("""a about after all also am an and any are as at be been but by can could did do does
-doing for from get got had has have how i if in into is it its just me more most my no not of on or our out so some
-than that the their them then there these they this those to too up us very was we were what when where which while
-who why will with would you your yours hey hi please thanks tell explain give name list quick simple question
-settle something briefly new one cars car vehicle vehicles model should next really need know usual""".split())
+_QUERY_STOPWORDS = frozenset(["a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "doing", "for", "from", "get", "got", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "just", "me", "more", "most", "my", "no", "not", "of", "on", "or", "our", "out", "so", "some", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "too", "up", "us", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "you", "your", "yours", "hey", "hi", "please", "thanks", "tell", "explain", "give", "name", "list", "quick", "simple", "question", "settle", "something", "briefly", "new", "one", "cars", "car", "vehicle", "vehicles", "model", "should", "next", "really", "need", "know", "usual"])
 _TITLE_FILLER = frozenset({"a", "an", "the", "vs", "of", "for", "in", "and", "to"})
 _WORD = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 _MONEY = re.compile(r"\$\s?(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(k\b|thousand)?", re.IGNORECASE)

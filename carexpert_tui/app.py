@@ -22,7 +22,6 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from carexpert.config import Config, ConfigError, default_config_path, load_or_default, update_user_file
 from carexpert.errors import UserError
 from carexpert.notify import notification_sequence, run_event_message
-
 from carexpert_tui.commands import CarExpertCommands
 from carexpert_tui.formatting import describe_error
 from carexpert_tui.messages import GpuSampled, RunsListed
@@ -134,12 +133,12 @@ class CarExpertApp(App):
             if gpu_available:
                 try:
                     gpus = self.services.gpu_snapshot()
-                except Exception as exc:  # no NVML, no driver, or the core part missing: say so once
+                except Exception as exc:  # noqa: BLE001 - no NVML, no driver, or the core part missing: say so once
                     gpu_available = False
                     self.call_from_thread(self.notify, f"GPU readings unavailable: {exc}", severity="warning")
             try:
                 host = self.services.host_snapshot()
-            except Exception:
+            except Exception:  # noqa: BLE001 - host readings are optional: the panel shows none rather than stop
                 host = {}
             self.post_message(GpuSampled(gpus, host))
             worker.cancelled_event.wait(self.services.gpu_poll_seconds)

@@ -7,7 +7,7 @@ Screen-specific commands come from the active screen: a mode screen may define
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 

@@ -64,7 +64,7 @@ async def run_command(services: Services, *args: str, cwd: Path | None = None,
             stderr=asyncio.subprocess.STDOUT, cwd=cwd, env=child_env(services))
         try:
             returncode = await asyncio.wait_for(proc.wait(), timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             proc.kill()
             await proc.wait()
             raise

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from carexpert.config import Config
-
 from carexpert_tui.formatting import gib
 
 
@@ -66,7 +65,7 @@ def model_shape(base_model: str) -> Any:
 
     try:
         return shape_for_model(base_model)
-    except Exception:  # unreadable config.json / GGUF: the figure just says unknown
+    except Exception:  # noqa: BLE001 - unreadable config.json / GGUF: the figure just says unknown
         return None
 
 

@@ -20,7 +20,7 @@ def duration(seconds: float | int | None) -> str:
     """Seconds as "1h02m", "4m05s" or "12s"; "?" when unknown."""
     if seconds is None or seconds < 0:
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

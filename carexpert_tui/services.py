@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from carexpert.config import Config
 from carexpert.errors import UserError
-
 from carexpert_tui.control import config_args, run_command
 
 
@@ -35,7 +35,7 @@ def real_host_snapshot() -> dict[str, Any]:
     return host_snapshot()
 
 
-async def real_run_checks(services: "Services", config_path: Path | None) -> list[dict[str, Any]]:
+async def real_run_checks(services: Services, config_path: Path | None) -> list[dict[str, Any]]:
     """The results of ``carexpert check --json``, run as a child process.
 
     The checks import torch and probe CUDA, which can take many seconds: in a child the app
@@ -137,7 +137,7 @@ class Services:
     """How to run the ``carexpert`` command as a child process."""
     gpu_snapshot: Callable[[], list[dict[str, Any]]] = real_gpu_snapshot
     host_snapshot: Callable[[], dict[str, Any]] = real_host_snapshot
-    run_checks: Callable[["Services", Path | None], Awaitable[list[Any]]] = real_run_checks
+    run_checks: Callable[[Services, Path | None], Awaitable[list[Any]]] = real_run_checks
     chat_session: Callable[[Config, str | None], Any] = real_chat_session
     add_eval_case: Callable[[Config, str, str, str], str] = real_add_eval_case
     sanitize: Callable[[str], str] = real_sanitize

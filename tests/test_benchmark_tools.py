@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import compare  # noqa: E402
-import gpu_scaling  # noqa: E402
-import train_common as tc  # noqa: E402
-from carexpert_train import figures_from_events, toml_value  # noqa: E402
+import compare
+import gpu_scaling
+import train_common as tc
+from carexpert_train import figures_from_events, toml_value
 
 EXAMPLES = [{"input_ids": [1, 5, 6, 2], "labels": [-100, -100, 6, 2]},
             {"input_ids": [1, 7, 2], "labels": [-100, 7, 2]}]

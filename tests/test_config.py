@@ -91,7 +91,7 @@ def test_malformed_toml_names_the_line():
 
 def test_unknown_key_and_section_suggest_the_right_name():
     messages = problems_of("[train]\nbatch_sise = 4\n[modle]\nbase_model = 'x'\n")
-    assert any("my.toml:2: train.batch_sise: unknown key (did you mean 'batch_size'?)" == m for m in messages)
+    assert any(m == "my.toml:2: train.batch_sise: unknown key (did you mean 'batch_size'?)" for m in messages)
     assert any("[modle]" in m and "did you mean 'model'" in m for m in messages)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+from test_eval_results import ITEM, ITEM_V1, SIDE, sample_summary, v1_summary, write_v1
+
 from carexpert.cli.main import main
 from carexpert.config import Config, config_to_toml
 from carexpert.evaluation.cases import load_user_cases
 from carexpert.evaluation.results import write_results
 from carexpert.runs import RunPaths
-from test_eval_results import ITEM, ITEM_V1, SIDE, sample_summary, v1_summary, write_v1
 
 
 def config_file(tmp_path):

@@ -4,6 +4,7 @@ answer used, the guard's refusals and false refusals in the summary, and which s
 from __future__ import annotations
 
 import pytest
+from eval_fixtures import ACCORD, CAMRY, TURBO
 
 from carexpert.config import Config
 from carexpert.errors import UserError
@@ -14,7 +15,6 @@ from carexpert.evaluation.metrics import GUARD, aggregate, score_answer
 from carexpert.evaluation.runner import choose_sides
 from carexpert.evaluation.sides import baseline_side, default_sides, headline_side, parse_sides
 from carexpert.knowledge import load_knowledge
-from eval_fixtures import ACCORD, CAMRY, TURBO
 
 TOLERANCE = 0.03
 

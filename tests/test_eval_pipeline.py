@@ -6,13 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-from carexpert.evaluation.generate import EvaluationCancelled, build_prompts, generate_answers
-from carexpert.evaluation.results import ITEM_KEYS, SIDE_KEYS, SUMMARY_KEYS, load_results
-from carexpert.runs.artifacts import eval_results
-from carexpert.evaluation.runner import EvalData, evaluate_run
-from carexpert.evaluation.sides import SIDE_NAMES
-from carexpert.retrieval import guard_refusal
 from eval_fixtures import (
     ACCORD,
     CAMRY,
@@ -23,6 +16,13 @@ from eval_fixtures import (
     make_adapter_run,
     tokenize,
 )
+
+from carexpert.evaluation.generate import EvaluationCancelled, build_prompts, generate_answers
+from carexpert.evaluation.results import ITEM_KEYS, SIDE_KEYS, SUMMARY_KEYS, load_results
+from carexpert.evaluation.runner import EvalData, evaluate_run
+from carexpert.evaluation.sides import SIDE_NAMES
+from carexpert.retrieval import guard_refusal
+from carexpert.runs.artifacts import eval_results
 
 
 @pytest.fixture(scope="module")

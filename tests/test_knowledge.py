@@ -21,7 +21,7 @@ def test_at_least_80_vehicles_across_the_required_segments(knowledge):
     segments = Counter(v.segment for v in knowledge.vehicles)
     for segment in ("economy", "family_sedan", "compact_suv", "midsize_suv", "pickup", "sports", "luxury",
                     "hybrid", "ev"):
-        assert segments[segment] >= 5 or segment == "family_sedan" and segments[segment] >= 4, segment
+        assert segments[segment] >= 5 or (segment == "family_sedan" and segments[segment] >= 4), segment
     names = {(v.make, v.model) for v in knowledge.vehicles}
     assert ("Toyota", "Camry") in names and ("Honda", "Accord") in names
 

@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from training_support import tiny_config, wait_for, write_tiny_dataset
 
 from carexpert.config import config_to_toml
 from carexpert.runs import RunPaths, read_events, read_status
 from carexpert.runs.control import run_state
-from training_support import tiny_config, wait_for, write_tiny_dataset
 
 pytestmark = pytest.mark.slow
 

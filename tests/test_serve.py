@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from training_support import wait_for
 
 from carexpert.serve.status import read_server_status
-from training_support import wait_for
 
 KEY = secrets.token_urlsafe(24)
 QUESTION = [{"role": "user", "content": "How much torque does the Camry make?"}]
@@ -58,7 +58,7 @@ def server(tmp_path_factory, tiny_model_dir):
     config.write_text(f'[model]\nbase_model = "{model}"\nquantization = "none"\n\n[train]\nruns_dir = "{root / "runs"}"\n\n'
                       '[chat]\ntemperature = 0.0\nmax_new_tokens = 16\n\n[retrieval]\nenabled = false\n')
     state = root / "state"
-    log = open(root / "server.log", "wb")
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - the server process writes to it until it is stopped
     proc = subprocess.Popen(serve_command("--base", "--host", "0.0.0.0", "--port", "0", "--api-key", KEY,
                                           "--max-queue", "1", "--max-tokens", "600", "--max-body-kb", "4",
                                           "--state-dir", str(state), "--config", str(config)),

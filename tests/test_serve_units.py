@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from test_export import make_adapter
 
 from carexpert.chat.sampling import SamplingSettings
 from carexpert.config import Config
@@ -14,7 +15,6 @@ from carexpert.errors import UserError
 from carexpert.serve.models import ModelRegistry, UnknownModel
 from carexpert.serve.scheduler import Job, QueueFull, Scheduler
 from carexpert.serve.server import ServeOptions, check_bind, is_loopback
-from test_export import make_adapter
 
 
 def job(**kwargs) -> Job:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from training_support import tiny_config, wait_for, write_tiny_dataset
 
 from carexpert.config import write_frozen_config
 from carexpert.runs import RunPaths, read_events, read_status
@@ -10,7 +11,6 @@ from carexpert.runs.control import run_info, run_state, stop_run
 from carexpert.runs.launch import start_training_process, worker_command
 from carexpert.runs.status import RunStatus
 from carexpert.training.faults import ENV
-from training_support import tiny_config, wait_for, write_tiny_dataset
 
 
 def test_worker_command_uses_the_supervisor_for_several_processes(tmp_path):

@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from carexpert.config import Config  # noqa: E402
-from carexpert.runs import RunPaths, read_events  # noqa: E402
-from carexpert.training import run  # noqa: E402
+from carexpert.config import Config
+from carexpert.runs import RunPaths, read_events
+from carexpert.training import run
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from carexpert.training.collate import make_collator, real_token_count, sequence_count  # noqa: E402
-from carexpert.training.head_loss import default_chunk_rows, labelled_head_loss  # noqa: E402
-from carexpert.training.loss import (  # noqa: E402
+from carexpert.training.collate import make_collator, real_token_count, sequence_count
+from carexpert.training.head_loss import default_chunk_rows, labelled_head_loss
+from carexpert.training.loss import (
     chunked_lm_loss,
     prediction_mask,
     resolve_head_loss,

@@ -9,14 +9,14 @@ import pytest
 
 pytest.importorskip("torch")
 
-from transformers import TrainerCallback  # noqa: E402
+from training_support import tiny_config, write_tiny_dataset
+from transformers import TrainerCallback
 
-from carexpert.errors import UserError  # noqa: E402
-from carexpert.runs import RunPaths, read_events, read_status  # noqa: E402
-from carexpert.runs.lock import RunLock, RunLockedError  # noqa: E402
-from carexpert.training import run  # noqa: E402
-from carexpert.training.signals import GracefulStop  # noqa: E402
-from training_support import tiny_config, write_tiny_dataset  # noqa: E402
+from carexpert.errors import UserError
+from carexpert.runs import RunPaths, read_events, read_status
+from carexpert.runs.lock import RunLock, RunLockedError
+from carexpert.training import run
+from carexpert.training.signals import GracefulStop
 
 STEP_FIELDS = {"step", "max_steps", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "samples_per_s", "eta_s",
                "gpus", "ram_bytes", "tokens", "train_s"}
@@ -79,7 +79,7 @@ def test_full_run_writes_adapter_events_and_status(tiny_model_dir, dataset, tmp_
     steps = [e for e in events if e["type"] == "step"]
     assert [e["step"] for e in steps] == [1, 2, 3, 4, 5, 6]
     for event in steps:
-        assert STEP_FIELDS <= set(event), STEP_FIELDS - set(event)
+        assert set(event) >= STEP_FIELDS, STEP_FIELDS - set(event)
         assert event["tokens_per_s"] > 0 and event["samples_per_s"] > 0 and event["gpus"] == []
         assert event["tokens_per_s"] == pytest.approx(event["tokens"] / event["train_s"])
     evals = [e for e in events if e["type"] == "eval"]

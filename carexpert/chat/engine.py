@@ -92,7 +92,7 @@ class _LinkedEvent(threading.Event):
 class Reply:
     """One answer being written: iterate for text chunks; ``stats``, ``text`` and ``sources`` once it ends."""
 
-    def __init__(self, chunks: Callable[["Reply"], Iterator[str]], retrieval: Retrieval | None):
+    def __init__(self, chunks: Callable[[Reply], Iterator[str]], retrieval: Retrieval | None):
         self.retrieval = retrieval
         self.sources: list[dict[str, str]] = sources_of(retrieval)
         self.stats: TurnStats | None = None
@@ -146,7 +146,7 @@ class ChatEngine:
     def loaded(self) -> bool:
         return self.model is not None
 
-    def load(self, progress: Progress | None = None) -> "ChatEngine":
+    def load(self, progress: Progress | None = None) -> ChatEngine:
         """Load the model and tokenizer (once; later calls do nothing)."""
         if self.loaded:
             return self

@@ -31,9 +31,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from carexpert.chat.streaming import run_on_decode_thread
 
@@ -123,7 +124,7 @@ def local_weights_dir(source: str, revision: str = "") -> Path | None:
 
         return Path(snapshot_download(source, revision=revision or None, local_files_only=True,
                                       allow_patterns=["*.safetensors", "*.json"]))
-    except Exception:  # not a hub id, not cached, or no hub library: the size stays unknown
+    except Exception:  # noqa: BLE001 - not a hub id, not cached, or no hub library: the size stays unknown
         return None
 
 
@@ -202,7 +203,7 @@ def warm_up(model: Any, tokenizer: Any, plan: DecodePlan, progress: Callable[[st
     # On the thread that will decode every answer: compiled CUDA graphs are per thread.
     try:
         run_on_decode_thread(generate_three_times)
-    except Exception as error:  # a backend that cannot compile this model: decode eagerly instead
+    except Exception as error:  # noqa: BLE001 - a backend that cannot compile this model: decode eagerly instead
         fallback = uncompiled(model, plan, error)
         if progress:
             progress(f"decoding path: {fallback.describe()}")

@@ -28,7 +28,7 @@ class SamplingSettings:
     max_new_tokens: int = 512
 
     @classmethod
-    def from_config(cls, chat: ChatConfig) -> "SamplingSettings":
+    def from_config(cls, chat: ChatConfig) -> SamplingSettings:
         return cls(**{key: getattr(chat, key) for key in SAMPLING_KEYS})
 
     @property
@@ -50,7 +50,7 @@ class SamplingSettings:
             raise UserError(f"chat.{key}: {problem}")
         setattr(self, key, coerced)
 
-    def validate(self) -> "SamplingSettings":
+    def validate(self) -> SamplingSettings:
         """Check every value against the schema (the settings are plain attributes anyone may assign)."""
         for key in SAMPLING_KEYS:
             self.set(key, getattr(self, key))

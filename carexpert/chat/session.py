@@ -78,7 +78,7 @@ class ChatSession:
         """Why answers are closed-book although retrieval is on (no store built, ...), else None."""
         return self.engine.retrieval_problem
 
-    def load(self, progress: Progress | None = None) -> "ChatSession":
+    def load(self, progress: Progress | None = None) -> ChatSession:
         """Load the model and tokenizer (once; later calls do nothing)."""
         self.engine.load(progress)
         return self

@@ -129,7 +129,7 @@ class StopStringFilter:
 class _TokenQueueStreamer:
     """A ``generate`` streamer that puts ``(token_id, time)`` on a queue, skipping the prompt."""
 
-    def __init__(self, sink: "queue.Queue[Any]"):
+    def __init__(self, sink: queue.Queue[Any]):
         self.sink = sink
         self.prompt_seen = False
 
@@ -151,7 +151,7 @@ def _event_criteria(stop_event: threading.Event) -> Any:
     class EventStoppingCriteria(StoppingCriteria):
         """Stops generation after the current token once ``stop_event`` is set (cancel, stop string)."""
 
-        def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001 - transformers' signature
+        def __call__(self, input_ids, scores, **kwargs):
             import torch
 
             return torch.full((input_ids.shape[0],), stop_event.is_set(), dtype=torch.bool,
@@ -180,7 +180,7 @@ def stream_token_ids(model: Any, input_ids: Any, generation_config: Any,
             model.generate(input_ids=input_ids, attention_mask=input_ids.new_ones(input_ids.shape),
                            generation_config=generation_config, streamer=_TokenQueueStreamer(tokens),
                            stopping_criteria=StoppingCriteriaList([_event_criteria(stop_event)]))
-        except BaseException as exc:  # handed to the consumer thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
             failure.append(exc)
         finally:
             _generating.clear()

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_chat)
 
 
-def build_session(args: argparse.Namespace) -> "tuple[ChatSession, Path]":
+def build_session(args: argparse.Namespace) -> tuple[ChatSession, Path]:
     """The session the arguments ask for and the folder transcripts go to."""
     from carexpert.chat import ChatSession
     from carexpert.chat.source import run_adapter
@@ -101,7 +101,7 @@ def run_chat(args: argparse.Namespace) -> int:
             console.print(Text(f"error: {error.render()}", style="red"))
 
 
-def run_command(console: Console, session: "ChatSession", line: str, transcripts: Path) -> str | None:
+def run_command(console: Console, session: ChatSession, line: str, transcripts: Path) -> str | None:
     """Do one /command; returns "quit" to leave."""
     name, _, rest = line[1:].partition(" ")
     rest = rest.strip()
@@ -143,7 +143,7 @@ def run_command(console: Console, session: "ChatSession", line: str, transcripts
     return None
 
 
-def print_sources(console: Console, session: "ChatSession") -> None:
+def print_sources(console: Console, session: ChatSession) -> None:
     """The last answer's sources, one a line, or why there are none."""
     from carexpert.chat import sanitize_output
 
@@ -161,7 +161,7 @@ def print_sources(console: Console, session: "ChatSession") -> None:
                                f"{source['kind']})"))
 
 
-def print_answer(console: Console, session: "ChatSession", chunks: Iterator[str]) -> None:
+def print_answer(console: Console, session: ChatSession, chunks: Iterator[str]) -> None:
     """Print chunks as they come; Ctrl+C cancels the answer instead of ending the program."""
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, lambda *_: session.cancel()) if in_main else None

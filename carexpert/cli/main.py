@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error worth a message
         _silence_stdout()
         return 0
-    except Exception as error:  # a bug: say so plainly, keep the traceback for debugging
+    except Exception as error:  # noqa: BLE001 - a bug: say so plainly, keep the traceback for debugging
         if os.environ.get("CAREXPERT_DEBUG"):
             traceback.print_exc()
         print(f"error: unexpected {type(error).__name__}: {error}\n"

@@ -21,6 +21,7 @@ from carexpert.runs.artifacts import has_adapter
 from carexpert.runs.control import RunInfo, delete_run, find_run, list_runs, run_info, stop_run
 from carexpert.runs.watch import RunProgress
 
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("runs", help="list, inspect, watch, stop, resume or delete training runs")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -93,9 +93,8 @@ def coerce(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
     elif spec.type is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return None, f"expected a list of strings, {got}"
-    elif spec.type is dict:
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            return None, f"expected a table of strings, {got}"
+    elif spec.type is dict and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):
+        return None, f"expected a table of strings, {got}"
     if spec.choices and value not in spec.choices:
         return None, f"expected {spec.allowed()}, {got}{_did_you_mean(str(value), [str(c) for c in spec.choices])}"
     if spec.min is not None and isinstance(value, (int, float)) and value < spec.min:

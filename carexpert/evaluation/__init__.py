@@ -15,10 +15,10 @@ Heavy libraries (torch, transformers, peft) are imported inside the functions th
 """
 
 from carexpert.evaluation.cases import EvalCase, add_user_case, cases_file, load_user_cases
+from carexpert.evaluation.data import EvalData
 from carexpert.evaluation.generate import EvaluationCancelled, Generation, generate_answers
 from carexpert.evaluation.metrics import aggregate, score_answer
 from carexpert.evaluation.results import EvalResults, find_result, load_results, write_results
-from carexpert.evaluation.data import EvalData
 from carexpert.evaluation.runner import EvalOutcome, evaluate_model, evaluate_run
 
 __all__ = [

@@ -11,7 +11,7 @@ The guard's answers stay the guard's (their stop reason says so), and the retrie
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def rescore_results(path: str | Path, tolerance: float | None = None) -> EvalOut
     unknown = [item.get("unknown") for item in old.items] if has_retrieval else None
     items, scores = score_all(cases, answers, tolerance, retrieved, unknown)
     summary = {**old.summary, **scores, "version": SCHEMA_VERSION, "n_items": len(cases), "rescored_from": old.name,
-               "created": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")}
+               "created": datetime.now(UTC).astimezone().isoformat(timespec="seconds")}
     summary.pop("upgraded_from", None)
     new_path = write_results(old.path.parent, summary, items)
     return EvalOutcome(new_path, summary, items)

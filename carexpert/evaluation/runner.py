@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +275,7 @@ def evaluate_run(config: Config, run: RunPaths, *, limit: int | None = None, com
                "total_s": round(time.perf_counter() - started, 2)}
     summary = {
         "version": SCHEMA_VERSION, "run_id": run.run_id,
-        "created": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
         "model": config.model.base_model, "adapter": str(adapter), "config": config.to_dict(),
         "dataset_fingerprint": data.fingerprint, "timings": timings, **partial,
         **_training_data_check(run, data.fingerprint),

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from carexpert.errors import UserError
 from carexpert.export.verify import Generated, PromptCheck, compare, greedy_generate
@@ -167,7 +168,7 @@ def write_gguf(model_dir: str | Path, out_file: str | Path) -> Path:
         _tokenizer_metadata(writer, model_dir, arch, config.vocab_size)
         for file in sorted(model_dir.glob("*.safetensors")):
             with safe_open(file, framework="pt") as weights:
-                for name in weights.keys():
+                for name in weights.keys():  # noqa: SIM118 - safetensors' safe_open has keys(), not __iter__
                     gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
                     if gguf_name is None:
                         raise _unsupported(f"no GGUF name for tensor {name}", model_dir)

@@ -18,9 +18,10 @@ import gc
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from carexpert.errors import UserError
 from carexpert.export.verify import Generated, PromptCheck, compare, greedy_generate

@@ -31,14 +31,7 @@ GENERIC = {"hybrid", "plug", "plugin", "prime", "ev", "euv", "electric", "type",
            "limited", "new", "the", "series", "class", "one", "gr", "long", "range", "standard", "classic", "select",
            "pro", "lightning", "golf", "cooper", "max", "plus", "x", "s", "e", "r"}
 # Capitalized words that are never the start of a made-up vehicle name (question openers and the like).
-STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been before being
-below between both but by can could did do does doing down during each few for from further had has have having he
-her here hers herself him himself his how i if in into is it its itself just let me more most my myself no nor not now
-of off on once only or other our ours out over own same she should so some such than that the their theirs them then
-there these they this those through to too under until up very was we were what when where which while who whom why
-will with would you your yours yourself hey hi hello please thanks thank ok okay quick simple question tell explain
-give name list compare recommend suggest estimate settle help need want know think best better good bad worth vs
-versus yes yeah sure i'm i've i'd what's how's it's that's there's don't doesn't isn't aren't can't won't""".split())
+STOPWORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "let", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "hey", "hi", "hello", "please", "thanks", "thank", "ok", "okay", "quick", "simple", "question", "tell", "explain", "give", "name", "list", "compare", "recommend", "suggest", "estimate", "settle", "help", "need", "want", "know", "think", "best", "better", "good", "bad", "worth", "vs", "versus", "yes", "yeah", "sure", "i'm", "i've", "i'd", "what's", "how's", "it's", "that's", "there's", "don't", "doesn't", "isn't", "aren't", "can't", "won't"])
 # Words for kinds of vehicle: "a 2023 Toyota SUV" names no model.
 VEHICLE_WORDS = {"suv", "suvs", "sedan", "sedans", "truck", "trucks", "pickup", "pickups", "hybrid", "hybrids", "ev",
                  "evs", "car", "cars", "model", "models", "lineup", "crossover", "crossovers", "minivan", "minivans",
@@ -331,7 +324,7 @@ class EntityIndex:
             if self._is_unknown_word(t) and not used[i]:  # "the Kestrel Motors Arrow S", "Veltron Aero GT"
                 end = self._name_end(tokens, used, i, makes)
                 introduced = i > 0 and tokens[i - 1].compact in ARTICLES
-                coded = any(x.text.isupper() and len(x.text) >= 2 or any(c.isdigit() for c in x.text)
+                coded = any((x.text.isupper() and len(x.text) >= 2) or any(c.isdigit() for c in x.text)
                             for x in tokens[i + 1:end])
                 about_vehicles = any(x.compact in VEHICLE_QUESTION_WORDS for x in tokens)
                 if end >= i + 2 and (introduced or coded) and about_vehicles:

@@ -58,7 +58,7 @@ class EventWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the writer's life; close() closes it
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         """Write one event and return it."""
@@ -79,7 +79,7 @@ class EventWriter:
                     pass
                 self._handle.close()
 
-    def __enter__(self) -> "EventWriter":
+    def __enter__(self) -> EventWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -31,13 +31,13 @@ class RunLock:
         self.fd: int | None = None
 
     @classmethod
-    def adopt(cls, path: str | os.PathLike, fd: int) -> "RunLock":
+    def adopt(cls, path: str | os.PathLike, fd: int) -> RunLock:
         """Wrap a descriptor inherited from the launcher (so ``close`` can release it early)."""
         lock = cls(path)
         lock.fd = fd
         return lock
 
-    def acquire(self, holder_pid: int | None = None, wait_seconds: float = 0.0) -> "RunLock":
+    def acquire(self, holder_pid: int | None = None, wait_seconds: float = 0.0) -> RunLock:
         """Take the lock or raise ``RunLockedError`` naming the holder.
 
         ``wait_seconds`` allows for a holder that is just exiting (a run that has
@@ -78,7 +78,7 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire() if self.fd is None else self
 
     def __exit__(self, *exc: object) -> None:

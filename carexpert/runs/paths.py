@@ -33,7 +33,7 @@ class RunPaths:
     root: Path
 
     @classmethod
-    def of(cls, runs_dir: str | Path, run_id: str) -> "RunPaths":
+    def of(cls, runs_dir: str | Path, run_id: str) -> RunPaths:
         return cls(Path(runs_dir) / validate_run_id(run_id))
 
     @property

@@ -19,6 +19,7 @@ from carexpert.runs.events import EventFollower
 from carexpert.runs.paths import RunPaths
 from carexpert.runs.status import LIVE_STATES
 
+
 def follow_run(run: RunPaths, *, poll_seconds: float = 0.25, from_start: bool = True,
                should_stop: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any]]:
     """Yield the run's events as they come; return when the run has ended.

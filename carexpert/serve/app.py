@@ -166,7 +166,7 @@ class JobEvents:
                 pass
             try:
                 return await asyncio.wait_for(self.queue.get(), timeout=DISCONNECT_POLL_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
 
 

@@ -78,7 +78,7 @@ class Scheduler:
         self._seconds_per_job: float = 5.0
         self._thread = threading.Thread(target=self._work, name="carexpert-serve-queue", daemon=True)
 
-    def start(self) -> "Scheduler":
+    def start(self) -> Scheduler:
         self._thread.start()
         return self
 
@@ -138,7 +138,7 @@ class Scheduler:
                 outcome = "cancelled" if job.cancel.is_set() or result.get("finish_reason") == "cancelled" \
                     else "completed"
                 job.emit("done", result)
-            except BaseException as error:  # handed to the request; the worker keeps serving
+            except BaseException as error:  # noqa: BLE001 - handed to the request; the worker keeps serving
                 job.emit("error", error)
             finally:
                 self._finished(job, outcome, result, time.monotonic() - started)

@@ -16,9 +16,10 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from carexpert.chat.sampling import SamplingSettings
 from carexpert.errors import UserError
@@ -78,7 +79,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         if error.errno == errno.EADDRINUSE:
-            raise UserError(f"port {port} on {host} is in use", fix="pick another with --port, or stop that server")
+            raise UserError(f"port {port} on {host} is in use",
+                            fix="pick another with --port, or stop that server") from None
         raise UserError(f"cannot listen on {host}:{port} ({error.strerror or error})",
                         fix="check --host names an address of this machine") from None
     sock.listen(128)

@@ -36,7 +36,7 @@ def _ram_bytes() -> int | None:
         import psutil
 
         return psutil.Process().memory_info().rss
-    except Exception:  # psutil missing or /proc unreadable: RAM is optional telemetry
+    except Exception:  # noqa: BLE001 - psutil missing or /proc unreadable: RAM is optional telemetry
         return None
 
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carexpert.errors import UserError
+from carexpert.runs import checkpoints
 from carexpert.runs.lock import RunLock, lock_is_held
 from carexpert.runs.paths import RunPaths
-from carexpert.runs import checkpoints
 from carexpert.training import guard
 from carexpert.training.advice import oom_advice
 from carexpert.training.reporter import Reporter
@@ -61,7 +61,7 @@ class Ranks:
     world_size: int = 1
 
     @classmethod
-    def from_env(cls) -> "Ranks":
+    def from_env(cls) -> Ranks:
         return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
                    int(os.environ.get("WORLD_SIZE", 1)))
 

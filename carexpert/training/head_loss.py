@@ -35,7 +35,6 @@ def labelled_head_loss(hidden: Any, weight: Any, targets: Any, *, chunk_rows: in
     [vocab, hidden], frozen; ``targets``: [rows] token ids. Returns a 0-d fp32 tensor
     whose gradient flows to ``hidden`` only.
     """
-    import torch
 
     if weight.requires_grad:
         raise ValueError("labelled_head_loss needs a frozen output layer (its weight has requires_grad=True)")

@@ -31,7 +31,7 @@ class GracefulStop:
             raise KeyboardInterrupt
         self.request(signal.Signals(signum).name)
 
-    def install(self) -> "GracefulStop":
+    def install(self) -> GracefulStop:
         """Install the handlers (only possible in the main thread; elsewhere a no-op)."""
         if threading.current_thread() is threading.main_thread() and not self._previous:
             for sig in self.SIGNALS:

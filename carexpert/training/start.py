@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from carexpert.errors import UserError
+from carexpert.runs import checkpoints
 from carexpert.runs.control import RunInfo
 from carexpert.runs.launch import start_training_process
 from carexpert.runs.paths import RunPaths, new_run_id, validate_run_id
-from carexpert.runs import checkpoints
 from carexpert.training import guard
 from carexpert.training.data import data_fingerprint
 

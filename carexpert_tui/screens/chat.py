@@ -27,9 +27,15 @@ from textual.widgets import Label, Markdown, Select, Static
 
 from carexpert.config import field_spec
 from carexpert.errors import UserError
-
-from carexpert_tui.messages import (ModelLoaded, ModelLoadFailed, ModelLoadProgressed, ReplyChunkReceived,
-                                    ReplyFailed, ReplyFinished, ReplyStarted)
+from carexpert_tui.messages import (
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoadProgressed,
+    ReplyChunkReceived,
+    ReplyFailed,
+    ReplyFinished,
+    ReplyStarted,
+)
 from carexpert_tui.run_rows import RunRow
 from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.screens.case_prompt import CasePrompt
@@ -175,7 +181,7 @@ class ChatScreen(ModeScreen):
         except UserError as error:
             self.post_message(ModelLoadFailed(error.render()))
             return
-        except Exception as error:  # out of memory, a broken model folder: say so, keep the app alive
+        except Exception as error:  # noqa: BLE001 - out of memory, a broken model folder: say so, keep the app alive
             self.post_message(ModelLoadFailed(f"{type(error).__name__}: {error}"))
             return
         self.post_message(ModelLoaded(session.source))
@@ -233,7 +239,7 @@ class ChatScreen(ModeScreen):
         except UserError as error:
             self.post_message(ReplyFailed(error.render()))
             return
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a reply failure of any kind is shown in the chat
             self.post_message(ReplyFailed(f"{type(error).__name__}: {error}"))
             return
         stats = session.last_stats.as_dict() if getattr(session, "last_stats", None) else {}

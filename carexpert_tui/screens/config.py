@@ -35,7 +35,6 @@ from carexpert.config import (
 )
 from carexpert.config.validate import build_config
 from carexpert.errors import UserError
-
 from carexpert_tui.derived import derived_figures, training_examples
 from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.screens.confirm import ConfirmScreen

@@ -221,7 +221,7 @@ class EvalScreen(ModeScreen):
         self.sides = sides = pair_sides(summary)
         self.set_item_columns()
         overall = summary.get("overall") or {}
-        base_side, tuned_side = sides
+        _base_side, tuned_side = sides
         compared = " → ".join(SIDES[s].short for s in sides if s)
         overview = Text()
         overview.append(f"{summary.get('run_id', '')} · {results.name} · {summary.get('n_items', '?')} items · "
@@ -333,7 +333,7 @@ class EvalScreen(ModeScreen):
         while True:
             try:
                 returncode = await asyncio.wait_for(proc.wait(), 0.3)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 returncode = None
             with open(log_path, "rb") as handle:
                 handle.seek(offset)

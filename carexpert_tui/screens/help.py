@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,7 +21,8 @@ def bindings_of(owner: type) -> list[Binding]:
 def help_sections(app) -> Iterable[tuple[str, list[Binding]]]:
     """(section title, bindings) for the app, each mode screen and the widgets they use."""
     from carexpert_tui.screens.base import ModeScreen
-    from carexpert_tui.screens.registry import MODE_SCREENS, screen_class as class_of
+    from carexpert_tui.screens.registry import MODE_SCREENS
+    from carexpert_tui.screens.registry import screen_class as class_of
 
     yield "Everywhere", bindings_of(type(app)) + bindings_of(ModeScreen)
     for mode in MODE_SCREENS:

@@ -6,8 +6,8 @@ them on first use keeps them off the path to the first frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
-from typing import Callable
 
 MODE_SCREENS = {
     "system": ("system", "SystemScreen"),

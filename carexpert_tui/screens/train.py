@@ -27,7 +27,6 @@ from textual_plot import PlotWidget
 
 from carexpert.runs import EventFollower, RunPaths
 from carexpert.runs.log_tail import LogFollower
-
 from carexpert_tui import control, recovery
 from carexpert_tui.formatting import duration, number, stats_line
 from carexpert_tui.messages import RunControlFinished, RunEventsRead, RunLogRead

@@ -8,7 +8,6 @@ from rich.text import Text
 from textual.widgets import Static
 
 from carexpert.config import Config
-
 from carexpert_tui.formatting import gib
 from carexpert_tui.run_rows import RunRow
 

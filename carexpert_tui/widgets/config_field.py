@@ -80,7 +80,7 @@ class ConfigField(Vertical):
     class Edited(Message):
         """The user changed the field; ``problem`` is None when the value is valid."""
 
-        field: "ConfigField"
+        field: ConfigField
         value: Any
         problem: str | None
 

@@ -14,7 +14,6 @@ from textual_plot import HiResMode, PlotWidget
 
 from carexpert_tui.series import DecimatedSeries
 
-
 SPARSE_POINTS = 12
 
 

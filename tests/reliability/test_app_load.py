@@ -29,8 +29,8 @@ from pathlib import Path
 
 from textual.widgets import Log
 
-from carexpert.runs import RunPaths, read_status
 import carexpert_tui.app
+from carexpert.runs import RunPaths, read_status
 from carexpert_tui.app import CarExpertApp
 from carexpert_tui.screens.train import TrainScreen
 from carexpert_tui.widgets.metric_chart import MetricChart
@@ -104,7 +104,7 @@ def rss_mib() -> float:
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 async def test_app_following_a_100_events_per_second_run_stays_responsive(tmp_path, monkeypatch):

@@ -12,13 +12,18 @@ import pytest
 
 pytest.importorskip("torch")
 
-from carexpert.config import write_frozen_config  # noqa: E402
-from carexpert.runs import RunPaths, read_events, read_status  # noqa: E402
-from carexpert.runs.launch import start_training_process  # noqa: E402
-from carexpert.runs.control import run_state  # noqa: E402
-from carexpert.runs import checkpoints  # noqa: E402
-from carexpert.training import run  # noqa: E402
-from training_support import tiny_config, wait_for, write_tiny_dataset  # noqa: E402
+from training_support import tiny_config, wait_for, write_tiny_dataset
+
+from carexpert.config import write_frozen_config
+from carexpert.runs import (
+    RunPaths,
+    checkpoints,
+    read_events,
+    read_status,
+)
+from carexpert.runs.control import run_state
+from carexpert.runs.launch import start_training_process
+from carexpert.training import run
 
 
 @pytest.mark.slow

@@ -14,7 +14,6 @@ from typing import Any
 from carexpert.chat.sampling import SamplingSettings
 from carexpert.chat.transcript import Turn, save_transcript
 from carexpert.estimate import ModelShape
-
 from carexpert_tui.services import Services
 
 HERE = Path(__file__).resolve().parent

@@ -31,9 +31,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from carexpert.config import load_or_default  # noqa: E402
-from carexpert.runs import EventWriter, RunPaths, RunStatus, new_run_id, read_events, read_status, write_status  # noqa: E402
-from carexpert.runs.lock import RunLock  # noqa: E402
+from carexpert.config import load_or_default
+from carexpert.runs import EventWriter, RunPaths, RunStatus, new_run_id, read_events, read_status, write_status
+from carexpert.runs.lock import RunLock
 
 CANNED = HERE / "fixtures" / "canned_events.jsonl"
 FIXTURE_RESULT = HERE / "fixtures" / "runs" / "run-20261125-101500-ab12" / "eval" / "20261125-120000"

@@ -136,7 +136,6 @@ async def test_sources_under_each_answer_and_retrieval_toggle(project):
 async def test_api_server_starts_detached_shows_its_numbers_and_stops(project):
     """ctrl+o starts `carexpert serve` for the chosen model (the fake command here) and ctrl+o stops it."""
     from carexpert.serve.status import read_server_status
-
     from carexpert_tui.widgets.server_bar import ServerBar
 
     services = fake_services()

@@ -1,7 +1,9 @@
 """Chart history stays bounded however long a run is, and keeps the curve's ends."""
 
-from carexpert_tui.series import DecimatedSeries
+import itertools
+
 from carexpert_tui.control import CommandResult, progress_fraction, run_id_from_output
+from carexpert_tui.series import DecimatedSeries
 
 
 def test_a_million_points_stay_under_the_bound_and_keep_first_and_newest():
@@ -12,7 +14,7 @@ def test_a_million_points_stay_under_the_bound_and_keep_first_and_newest():
     assert len(series) < 500 and len(xs) <= 501
     assert xs[0] == 1 and xs[-1] == 1_000_000 and ys[-1] == 1e-6
     assert xs == sorted(xs)
-    gaps = {b - a for a, b in zip(xs[:-2], xs[1:-1])}
+    gaps = {b - a for a, b in itertools.pairwise(xs[:-1])}
     assert len(gaps) == 1  # evenly thinned: one stride across the whole run
 
 

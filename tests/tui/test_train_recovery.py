@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
-
 import tomllib
+
 from textual.widgets import Label
 
 from carexpert.config import load_config, write_frozen_config
