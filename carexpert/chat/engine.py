@@ -42,6 +42,7 @@ from carexpert.chat.grounding import Retriever, chat_prompt, open_configured_ret
 from carexpert.chat.sampling import SamplingSettings
 from carexpert.chat.sanitize import sanitize_output
 from carexpert.chat.streaming import IncrementalDecoder, StopStringFilter, run_on_decode_thread, stream_token_ids
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.modeling import load_for_inference, model_source
 from carexpert.prompt import stop_strings
@@ -118,7 +119,7 @@ class Reply:
 class ChatEngine:
     """Load once, then ``reply`` to any number of independent questions (one at a time per model)."""
 
-    def __init__(self, config: Any, adapter_dir: str | Path | None = None, merged_dir: str | Path | None = None,
+    def __init__(self, config: Config, adapter_dir: str | Path | None = None, merged_dir: str | Path | None = None,
                  base_only: bool = False, retriever: Retriever | None = None):
         if sum(bool(x) for x in (adapter_dir, merged_dir, base_only)) > 1:
             raise ValueError("give at most one of adapter_dir, merged_dir, base_only")

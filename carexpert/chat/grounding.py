@@ -13,8 +13,9 @@ function (the store not merged yet) answers closed-book instead of failing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
+from carexpert.config import Config
 from carexpert.prompt import render_prompt
 from carexpert.retrieval import Retrieval
 
@@ -32,12 +33,12 @@ def chat_prompt(question: str, *, system: str | None, history: Sequence[tuple[st
     return render_prompt(question, system=system or None, history=history, context=context)
 
 
-def open_configured_retriever(config: Any, count_tokens: Callable[[str], int] | None = None) -> Retriever | None:
+def open_configured_retriever(config: Config, count_tokens: Callable[[str], int] | None = None) -> Retriever | None:
     """The configured knowledge-store retriever, or None when retrieval is off or not available in this build."""
     if not config.retrieval.enabled:
         return None
     try:
-        from carexpert.retrieval import open_retriever  # type: ignore[attr-defined]
+        from carexpert.retrieval import open_retriever
     except ImportError:  # the knowledge store is not part of this build: answer closed-book
         return None
     return open_retriever(config, count_tokens=count_tokens)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.runs import RunPaths, control, list_run_paths
 from carexpert.runs.artifacts import config_for_adapter, has_adapter
@@ -22,19 +22,19 @@ class RunAdapter:
     """A run's adapter folder and the config to load it with."""
 
     run: RunPaths
-    config: Any
+    config: Config
 
     @property
     def adapter_dir(self) -> Path:
         return self.run.adapter
 
 
-def adapter_runs(config: Any) -> list[RunPaths]:
+def adapter_runs(config: Config) -> list[RunPaths]:
     """Every run under ``train.runs_dir`` that has an adapter (a finished run), newest first."""
     return [run for run in list_run_paths(Path(config.train.runs_dir)) if has_adapter(run)]
 
 
-def find_adapter_run(config: Any, run: str | None) -> RunPaths:
+def find_adapter_run(config: Config, run: str | None) -> RunPaths:
     """A run named by id (under ``train.runs_dir``) or by folder path; None means the newest run with an adapter."""
     runs_dir = Path(config.train.runs_dir)
     if run is None:
@@ -50,7 +50,7 @@ def find_adapter_run(config: Any, run: str | None) -> RunPaths:
     return paths
 
 
-def run_adapter(config: Any, run: str | None) -> RunAdapter:
+def run_adapter(config: Config, run: str | None) -> RunAdapter:
     """The run's adapter and ``config`` with the run's own model, LoRA and data sections."""
     paths = find_adapter_run(config, run)
     return RunAdapter(paths, config_for_adapter(paths, config))

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from carexpert.cli.main import add_config_option
+from carexpert.config import Config
 from carexpert.errors import UserError
 
 
@@ -145,7 +146,7 @@ def load_tokenizer(path: str) -> Any:
                         fix="pass a local model folder that contains tokenizer files") from None
 
 
-def local_model_tokenizer(config: Any) -> str | None:
+def local_model_tokenizer(config: Config) -> str | None:
     """model.base_model when it is a local folder that holds a tokenizer (no download, no conversion)."""
     folder = Path(str(config.model.base_model)).expanduser()
     if folder.is_dir() and any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json")):
@@ -159,7 +160,7 @@ def _config(args: argparse.Namespace) -> Any:
     return load_or_default(args.config)
 
 
-def _split_rows(config: Any, split: str) -> tuple[list[dict[str, Any]], str]:
+def _split_rows(config: Config, split: str) -> tuple[list[dict[str, Any]], str]:
     """Rows from the built data folder when it exists and matches, else built in memory."""
     from carexpert.dataset import build_from_config, read_splits
 

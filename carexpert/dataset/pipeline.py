@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from carexpert import __version__
+from carexpert.config import Config
 from carexpert.dataset.fingerprint import dataset_fingerprint
 from carexpert.dataset.generator import DEFAULT_MIX, generate_examples
 from carexpert.dataset.showcase import showcase_cases, showcase_fact_ids
@@ -119,7 +120,7 @@ def prepare_training(built: BuiltData, tokenizer: Any, max_length: int) -> Prepa
 
 # -- thin wrappers over a carexpert.config.Config ---------------------------------------------------
 
-def build_from_config(config: Any, tokenizer: Any = None) -> BuiltData:
+def build_from_config(config: Config, tokenizer: Any = None) -> BuiltData:
     """The configured splits; with retrieval on, train and validation records carry their passages."""
     data = config.data
     built = build_data(data.dataset, num_examples=data.num_examples, validation_fraction=data.validation_fraction,
@@ -131,7 +132,7 @@ def build_from_config(config: Any, tokenizer: Any = None) -> BuiltData:
     return built
 
 
-def ground_built(built: BuiltData, config: Any) -> None:
+def ground_built(built: BuiltData, config: Config) -> None:
     """Give train and validation records retrieved context (``carexpert.dataset.grounding``), in place."""
     from carexpert.dataset.grounding import GroundingPlan, ground_records
     from carexpert.retrieval import open_retriever
@@ -145,16 +146,16 @@ def ground_built(built: BuiltData, config: Any) -> None:
                                "held_out_passages": len(held_out)}
 
 
-def write_from_config(config: Any, directory: str | Path | None = None) -> tuple[BuiltData, dict[str, Any]]:
+def write_from_config(config: Config, directory: str | Path | None = None) -> tuple[BuiltData, dict[str, Any]]:
     built = build_from_config(config)
     return built, write_data(built, directory or config.data.data_dir)
 
 
-def training_data_from_config(config: Any, tokenizer: Any) -> PreparedData:
+def training_data_from_config(config: Config, tokenizer: Any) -> PreparedData:
     return prepare_training(build_from_config(config, tokenizer), tokenizer, config.data.max_length)
 
 
-def fingerprint_from_config(config: Any, tokenizer: Any = None) -> str:
+def fingerprint_from_config(config: Config, tokenizer: Any = None) -> str:
     """The data fingerprint of the configured train + validation splits, without tokenizing (resume guard).
 
     Pass the tokenizer where training has one and ``data.skip_bad_records`` is on: only then are
@@ -163,7 +164,7 @@ def fingerprint_from_config(config: Any, tokenizer: Any = None) -> str:
     return dataset_fingerprint(build_from_config(config, tokenizer).training_records(), config.data.max_length)
 
 
-def evaluation_records_from_config(config: Any) -> list[dict[str, Any]]:
+def evaluation_records_from_config(config: Config) -> list[dict[str, Any]]:
     """The test split (showcase questions included when eval.include_showcase is on)."""
     test = build_from_config(config).splits["test"]
     include_showcase = getattr(getattr(config, "eval", None), "include_showcase", True)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from carexpert.config import Config
 from carexpert.evaluation.cases import EvalCase, case_from_record, cases_file, dedupe, load_user_cases
 from carexpert.evaluation.figures import store_expectations
 from carexpert.evaluation.loss import TokenizeFn
@@ -72,7 +73,7 @@ def eval_cases(test_records: Sequence[Mapping[str, Any]], *, limit: int = 0, inc
     return dedupe([*cases, *user_cases])
 
 
-def load_eval_data(config: Any, *, limit: int = 0) -> EvalData:
+def load_eval_data(config: Config, *, limit: int = 0) -> EvalData:
     """The cases, validation records, tokenizer function and data fingerprint for ``config``."""
     from carexpert.dataset import build_from_config, dataset_fingerprint, showcase_cases, tokenize_example
     from carexpert.knowledge import load_knowledge

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from carexpert.config import Config
 from carexpert.evaluation.cases import EvalCase
 from carexpert.evaluation.generate import EvaluationCancelled, ProgressCallback
 from carexpert.retrieval import Passage, Retrieval
@@ -78,7 +79,7 @@ def retrieve_all(retriever: Any, cases: Sequence[EvalCase], *, guard: bool, prog
     return found, time.perf_counter() - started
 
 
-def open_eval_retriever(config: Any, count_tokens: Callable[[str], int] | None = None) -> Any:
+def open_eval_retriever(config: Config, count_tokens: Callable[[str], int] | None = None) -> Any:
     """The knowledge store's retriever for ``config`` (``carexpert.retrieval.open_retriever``; it builds the
     store when it is missing). ``count_tokens`` left out, the context budget is counted the way the
     training records were grounded."""

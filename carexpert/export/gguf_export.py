@@ -40,7 +40,7 @@ def _unsupported(message: str, where: Path) -> UserError:
     return UserError(f"cannot write GGUF: {message}", where=str(where), fix=ELSEWHERE)
 
 
-def _rope_theta(config: Any, arch: str, where: Path) -> float:
+def _rope_theta(config: Any, arch: str, where: Path) -> float:  # a transformers model config
     """The base frequency, refusing RoPE scaling, which this converter does not carry over."""
     params = getattr(config, "rope_parameters", None) or {}
     if arch == "gemma3":
@@ -55,7 +55,7 @@ def _rope_theta(config: Any, arch: str, where: Path) -> float:
     return float(params.get("rope_theta", getattr(config, "rope_theta", 10_000.0)))
 
 
-def _write_hparams(writer: Any, config: Any, arch: str, where: Path) -> None:
+def _write_hparams(writer: Any, config: Any, arch: str, where: Path) -> None:  # a transformers model config
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)

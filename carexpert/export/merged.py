@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.export.verify import Generated, PromptCheck, compare, greedy_generate
 from carexpert.fsutil import atomic_write_json
@@ -84,7 +85,7 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def export_merged(config: Any, adapter_dir: str | Path, out: str | Path, *, force: bool = False,
+def export_merged(config: Config, adapter_dir: str | Path, out: str | Path, *, force: bool = False,
                   dtype: str = "bfloat16", progress: Progress | None = None, source: dict | None = None) -> ExportResult:
     """Merge ``adapter_dir`` into the base model of ``config``, save to ``out``, verify, publish."""
     import torch
@@ -144,7 +145,7 @@ def export_merged(config: Any, adapter_dir: str | Path, out: str | Path, *, forc
     return result
 
 
-def _describe_generation(generation: Any, config: Any, tokenizer: Any) -> None:
+def _describe_generation(generation: Any, config: Config, tokenizer: Any) -> None:
     """Make ``generate()`` on the export behave like ``carexpert chat`` out of the box."""
     chat = config.chat
     sampling = chat.temperature > 0

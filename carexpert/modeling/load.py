@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.modeling.resolve import EMBEDDED, ResolvedModel, resolve_model
 from carexpert.runs.artifacts import is_adapter_dir
@@ -25,7 +26,7 @@ DTYPE_NAMES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32
                "bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-def model_source(config: Any, progress: Progress | None = None) -> tuple[str, dict[str, Any], ResolvedModel]:
+def model_source(config: Config, progress: Progress | None = None) -> tuple[str, dict[str, Any], ResolvedModel]:
     """(name or folder for ``from_pretrained``, the kwargs every load of it needs, the resolution)."""
     model_cfg = config.model
     resolved = resolve_model(model_cfg)
@@ -49,7 +50,7 @@ def model_source(config: Any, progress: Progress | None = None) -> tuple[str, di
     return resolved.location, kwargs, resolved
 
 
-def load_tokenizer(config: Any, padding_side: str = "right", source: str | os.PathLike | None = None,
+def load_tokenizer(config: Config, padding_side: str = "right", source: str | os.PathLike | None = None,
                    progress: Progress | None = None) -> Any:
     """The base model's tokenizer (or the one saved in ``source``), with a pad token.
 
@@ -128,7 +129,7 @@ def attention_implementation(model_cfg: Any, device: str, *, packed_training: bo
     return "sdpa"
 
 
-def load_base_model(config: Any, for_training: bool, device: str | None = None, *,
+def load_base_model(config: Config, for_training: bool, device: str | None = None, *,
                     quantization: str | None = None, dtype: str | None = None,
                     progress: Progress | None = None) -> Any:
     """The base causal LM per ``config.model`` on ``device`` (see ``pick_device``).
@@ -166,7 +167,7 @@ def load_base_model(config: Any, for_training: bool, device: str | None = None, 
     return model
 
 
-def load_for_inference(config: Any, adapter_dir: str | os.PathLike | None = None, merge: bool = False, *,
+def load_for_inference(config: Config, adapter_dir: str | os.PathLike | None = None, merge: bool = False, *,
                        device: str | None = None, progress: Progress | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) ready to generate: the base, plus the LoRA adapter in ``adapter_dir``.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from carexpert.config import Config
 from carexpert.errors import UserError
 
 
@@ -26,7 +27,7 @@ def linear_module_names(model: Any) -> list[str]:
     return sorted(names)
 
 
-def apply_lora(model: Any, config: Any) -> Any:
+def apply_lora(model: Any, config: Config) -> Any:
     """The peft model with a fresh LoRA adapter per ``config.lora`` (trainable adapter, frozen base)."""
     from peft import LoraConfig, get_peft_model
 

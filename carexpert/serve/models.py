@@ -21,6 +21,7 @@ from typing import Any
 
 from carexpert.chat.engine import ChatEngine
 from carexpert.chat.source import adapter_runs, run_adapter
+from carexpert.config import Config
 from carexpert.errors import UserError
 
 BASE_ID = "base"
@@ -31,7 +32,7 @@ class UnknownModel(UserError):
 
 
 class ModelRegistry:
-    def __init__(self, config: Any, *, max_loaded: int = 1, progress: Callable[[str], None] | None = None,
+    def __init__(self, config: Config, *, max_loaded: int = 1, progress: Callable[[str], None] | None = None,
                  make_engine: Callable[[Any, str | None], ChatEngine] | None = None):
         self.config = config
         self.max_loaded = max(1, max_loaded)
@@ -55,7 +56,7 @@ class ModelRegistry:
         with self._lock:
             return list(self._loaded)
 
-    def _default_engine(self, config: Any, run_id: str | None) -> ChatEngine:
+    def _default_engine(self, config: Config, run_id: str | None) -> ChatEngine:
         if run_id is None:
             return ChatEngine(config, base_only=True)
         found = run_adapter(config, run_id)

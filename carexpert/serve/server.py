@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from carexpert.chat.sampling import SamplingSettings
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.serve.status import ServerStatus, read_server_status, status_path, write_server_status
 
@@ -149,7 +150,7 @@ def _server_class() -> type:
     return Server
 
 
-def run_server(config: Any, options: ServeOptions, say: Callable[[str], None] = print) -> int:
+def run_server(config: Config, options: ServeOptions, say: Callable[[str], None] = print) -> int:
     """Serve until stopped; returns the exit status. UserError for anything the user can fix."""
     options = check_bind(options)
     try:

@@ -7,12 +7,11 @@ and says so in the run's events), nor is a GPU-only speed-up on the CPU.
 
 from __future__ import annotations
 
-from typing import Any
-
+from carexpert.config import Config
 from carexpert.system.probe import Environment, probe_environment
 
 
-def compatibility_problems(config: Any, env: Environment | None = None) -> list[str]:
+def compatibility_problems(config: Config, env: Environment | None = None) -> list[str]:
     """One line per setting this machine cannot honour, naming the key and the fix."""
     model_cfg, train = config.model, config.train
     uses_4bit = model_cfg.quantization in ("nf4", "fp4")

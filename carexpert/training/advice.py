@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from carexpert.config import Config
+
 
 def _round_down(value: int, multiple: int) -> int:
     return max(multiple, value // multiple * multiple)
 
 
-def oom_advice(config: Any, *, micro_batch: int | None = None, grad_accum: int | None = None,
+def oom_advice(config: Config, *, micro_batch: int | None = None, grad_accum: int | None = None,
                gradient_checkpointing: bool | None = None) -> list[dict[str, Any]]:
     """Concrete memory-cutting changes; ``micro_batch`` etc. are what the run really used (its plan)."""
     train, data, lora, model = config.train, config.data, config.lora, config.model

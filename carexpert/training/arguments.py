@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from carexpert.config import Config
 from carexpert.runs.paths import RunPaths
 from carexpert.training.plan import TrainPlan
 
 
-def training_arguments(config: Any, plan: TrainPlan, run_paths: RunPaths, *, evaluate: bool) -> Any:
+def training_arguments(config: Config, plan: TrainPlan, run_paths: RunPaths, *, evaluate: bool) -> Any:
     from transformers import TrainingArguments
 
     train = config.train

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from carexpert.config import Config
 from carexpert.runs import checkpoints
 from carexpert.training import guard
 from carexpert.training.reporter import Reporter
@@ -110,7 +111,7 @@ class EventsCallback(TrainerCallback):
 class CheckpointCallback(TrainerCallback):
     """Marks each saved checkpoint complete, rotates old ones, reports it."""
 
-    def __init__(self, reporter: Reporter, *, config: Any, fingerprint: str, plan: dict[str, Any], keep: int):
+    def __init__(self, reporter: Reporter, *, config: Config, fingerprint: str, plan: dict[str, Any], keep: int):
         self.reporter, self.config, self.fingerprint, self.plan, self.keep = reporter, config, fingerprint, plan, keep
 
     def on_save(self, args, state, control, **kwargs):

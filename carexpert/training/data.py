@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from carexpert.config import Config
+
 
 @dataclass
 class TrainingData:
@@ -30,7 +32,7 @@ class TrainingData:
         return labelled / tokens if tokens else 0.0
 
 
-def load_training_data(config: Any, tokenizer: Any) -> TrainingData:
+def load_training_data(config: Config, tokenizer: Any) -> TrainingData:
     """Build the configured dataset's splits and tokenize train and validation."""
     from carexpert.dataset import training_data_from_config
 
@@ -41,7 +43,7 @@ def load_training_data(config: Any, tokenizer: Any) -> TrainingData:
     return TrainingData(prepared.datasets["train"], validation, prepared.fingerprint, notes)
 
 
-def data_fingerprint(config: Any) -> str:
+def data_fingerprint(config: Config) -> str:
     """The fingerprint training will record for the configured data, computed without training.
 
     A user file with ``data.skip_bad_records`` loses its over-long records only when a

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.runs import checkpoints
 from carexpert.runs.lock import RunLock, lock_is_held
@@ -66,7 +67,7 @@ class Ranks:
                    int(os.environ.get("WORLD_SIZE", 1)))
 
 
-def run(config: Any, run_paths: RunPaths, on_event: Callable[[dict[str, Any]], None] | None = None,
+def run(config: Config, run_paths: RunPaths, on_event: Callable[[dict[str, Any]], None] | None = None,
         resume: bool = False, *, force: bool = False, callbacks: Sequence[Any] = (),
         stop: GracefulStop | None = None, lock: RunLock | None = None, lock_inherited: bool = False) -> RunOutcome:
     """Train one run in this process (see the module docstring for the order of things).

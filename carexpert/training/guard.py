@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.runs import checkpoints
 
@@ -30,7 +31,7 @@ HARMLESS_KEYS = frozenset({
 })  # auto_micro_batch .. compile change speed and memory, not the maths; dist_timeout_s when a hang is reported
 
 
-def training_settings(config: Any) -> dict[str, Any]:
+def training_settings(config: Config) -> dict[str, Any]:
     """``section.key -> value`` for every setting that changes what training computes."""
     flat = {}
     for section, body in config.to_dict().items():
@@ -47,7 +48,7 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def write_marker(checkpoint: Path, *, config: Any, fingerprint: str, step: int, plan: dict[str, Any]) -> Path:
+def write_marker(checkpoint: Path, *, config: Config, fingerprint: str, step: int, plan: dict[str, Any]) -> Path:
     """Mark ``checkpoint`` complete (call only after everything else in it is written)."""
     settings = training_settings(config)
     return checkpoints.write_marker(checkpoint, {
@@ -55,7 +56,7 @@ def write_marker(checkpoint: Path, *, config: Any, fingerprint: str, step: int, 
         "dataset_fingerprint": fingerprint, "plan": plan})
 
 
-def differences(marker: dict[str, Any], config: Any, fingerprint: str, optimizer: str | None = None) -> list[str]:
+def differences(marker: dict[str, Any], config: Config, fingerprint: str, optimizer: str | None = None) -> list[str]:
     """Human lines saying what changed since the checkpoint (empty when nothing did).
 
     ``optimizer`` is the one this machine will use (the CPU falls back from 8-bit AdamW):
@@ -75,7 +76,7 @@ def differences(marker: dict[str, Any], config: Any, fingerprint: str, optimizer
     return lines
 
 
-def check_resume(checkpoint: Path, config: Any, fingerprint: str, *, force: bool,
+def check_resume(checkpoint: Path, config: Config, fingerprint: str, *, force: bool,
                  optimizer: str | None = None) -> list[str]:
     """Refuse (UserError) when the config or data changed since ``checkpoint``; with ``force``, return the changes."""
     marker = checkpoints.read_marker(checkpoint) or {}

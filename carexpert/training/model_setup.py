@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from carexpert.config import Config
 from carexpert.training.plan import TrainPlan
 
 
@@ -20,7 +21,7 @@ def device_for_rank(plan: TrainPlan, local_rank: int) -> str:
     return f"cuda:{local_rank}" if plan.device == "cuda" else "cpu"
 
 
-def planned_config(config: Any, plan: TrainPlan) -> Any:
+def planned_config(config: Config, plan: TrainPlan) -> Any:
     """``config`` with the settings the plan resolved for this machine."""
     model = dataclasses.replace(config.model, compute_dtype=plan.compute_dtype)
     train = dataclasses.replace(config.train, precision=plan.precision, optimizer=plan.optimizer,
@@ -28,13 +29,13 @@ def planned_config(config: Any, plan: TrainPlan) -> Any:
     return dataclasses.replace(config, model=model, train=train)
 
 
-def load_tokenizer_for_training(config: Any) -> Any:
+def load_tokenizer_for_training(config: Config) -> Any:
     from carexpert.modeling import load_tokenizer
 
     return load_tokenizer(config, padding_side="right")
 
 
-def load_for_training(config: Any, plan: TrainPlan, device: str) -> Any:
+def load_for_training(config: Config, plan: TrainPlan, device: str) -> Any:
     """The peft model (frozen base + fresh LoRA), seeded so the same seed gives the same adapter."""
     from transformers import set_seed
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Any
 
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.runs import checkpoints
 from carexpert.runs.control import RunInfo
@@ -30,7 +30,7 @@ class StartedRun:
     changes: list[str] | None = None
 
 
-def start_new_run(config: Any, *, run_id: str | None = None, processes: int = 1) -> StartedRun:
+def start_new_run(config: Config, *, run_id: str | None = None, processes: int = 1) -> StartedRun:
     """Create ``runs/<id>/`` with the frozen config and start its trainer."""
     from carexpert.config import write_frozen_config
 
@@ -70,7 +70,7 @@ def resume_run(info: RunInfo, *, config_path: str | os.PathLike | None = None, f
     return StartedRun(info.paths, process, checkpoints.checkpoint_step(checkpoint) if checkpoint else None, changes)
 
 
-def _preflight(config: Any) -> str:
+def _preflight(config: Config) -> str:
     """Refuse a missing model or a bad dataset now, not minutes later in the background; the data fingerprint."""
     from carexpert.modeling import resolve_model
 
