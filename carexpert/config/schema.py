@@ -15,8 +15,10 @@ fused 32-bit AdamW for smaller ones (their adapter's optimizer state is a few MB
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from carexpert.prompt import SYSTEM_PROMPT
@@ -27,7 +29,7 @@ def setting(default: Any, doc: str, *, min: float | None = None, max: float | No
     """Declare one config field with its doc and limits (kept in dataclass metadata)."""
     meta = {"doc": doc, "min": min, "max": max, "choices": choices, "nonempty": nonempty}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+        return field(default_factory=partial(copy.copy, default), metadata=meta)  # each instance its own copy
     return field(default=default, metadata=meta)
 
 
@@ -285,8 +287,8 @@ def field_specs() -> list[FieldSpec]:
     specs = []
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            specs.append(FieldSpec(section, f.name, _TYPES[f.type], default, f.metadata["doc"],
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+            specs.append(FieldSpec(section, f.name, _TYPES[str(f.type)], default, f.metadata["doc"],
                                    f.metadata["min"], f.metadata["max"], f.metadata["choices"],
                                    f.metadata["nonempty"]))
     return specs

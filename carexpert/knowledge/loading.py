@@ -255,7 +255,7 @@ def _maintenance(raw: dict[str, Any], path: Path) -> MaintenanceItem:
     return MaintenanceItem(
         id=raw["id"], item=raw["item"], action=raw["action"], interval_note=raw["interval_note"].strip(),
         explanation=raw["explanation"].strip(), neglect=raw["neglect"].strip(), signs=tuple(raw["signs"]),
-        key_terms=tuple(raw["key_terms"]), miles=miles, months=months,  # type: ignore[arg-type]
+        key_terms=tuple(raw["key_terms"]), miles=miles, months=months,
         questions=tuple(raw.get("questions", ())))
 
 

@@ -257,7 +257,8 @@ def _cut(paragraph: str) -> list[str]:
     """A paragraph longer than NOTE_WORDS as pieces of whole sentences."""
     if len(paragraph.split()) <= NOTE_WORDS:
         return [paragraph]
-    pieces, current = [], []
+    pieces: list[str] = []
+    current: list[str] = []
     for sentence in re.split(r"(?<=[.!?])\s+", paragraph):
         if current and len(" ".join(current).split()) + len(sentence.split()) > NOTE_WORDS:
             pieces.append(" ".join(current))

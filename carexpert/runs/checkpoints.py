@@ -61,7 +61,7 @@ def checkpoints_newest_first(checkpoints_dir: Path) -> list[Path]:
 
 def last_complete_checkpoint(checkpoints_dir: Path) -> tuple[Path | None, list[Path]]:
     """The newest complete checkpoint and the incomplete ones newer than it (skipped)."""
-    skipped = []
+    skipped: list[Path] = []
     for path in checkpoints_newest_first(checkpoints_dir):
         if is_complete(path):
             return path, skipped

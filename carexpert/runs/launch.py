@@ -63,6 +63,7 @@ def start_training_process(run: RunPaths, *, config_path: str | os.PathLike | No
     run.root.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run.lock).acquire(wait_seconds=lock_wait_seconds)
     try:
+        assert lock.fd is not None  # acquire() returned: the lock is held through this descriptor
         command = worker_command(run, config_path=config_path, resume=resume, force=force, processes=processes,
                                  lock_fd=lock.fd)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -6,6 +6,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 
 from carexpert.errors import UserError
@@ -33,7 +34,7 @@ class RunPaths:
     root: Path
 
     @classmethod
-    def of(cls, runs_dir: str | Path, run_id: str) -> RunPaths:
+    def of(cls, runs_dir: str | PathLike[str], run_id: str) -> RunPaths:
         return cls(Path(runs_dir) / validate_run_id(run_id))
 
     @property
@@ -85,7 +86,7 @@ class RunPaths:
         return self.root.is_dir()
 
 
-def list_run_paths(runs_dir: str | Path) -> list[RunPaths]:
+def list_run_paths(runs_dir: str | PathLike[str]) -> list[RunPaths]:
     """Every run folder under ``runs_dir``, newest first (by folder name, which sorts by time)."""
     base = Path(runs_dir)
     if not base.is_dir():

@@ -98,7 +98,7 @@ def read_server_status(state_dir: str | os.PathLike) -> ServerStatus | None:
 def stop_server(state_dir: str | os.PathLike, wait_seconds: float = 15.0) -> ServerStatus:
     """Ask the server recorded in ``state_dir`` to stop (SIGTERM) and wait until it has; returns its last status."""
     status = read_server_status(state_dir)
-    if status is None or not status.live:
+    if status is None or not status.live or status.pid is None:
         raise UserError("no server is running here", where=str(status_path(state_dir)),
                         fix="start one with 'carexpert serve'")
     try:

@@ -11,8 +11,8 @@ import importlib.util
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
+from carexpert.config import Config
 from carexpert.errors import UserError
 from carexpert.system.compat import compatibility_problems
 from carexpert.system.probe import Environment, probe_environment
@@ -38,7 +38,7 @@ class CheckResult:
         return asdict(self)
 
 
-def run_checks(config: Any, env: Environment | None = None) -> list[CheckResult]:
+def run_checks(config: Config, env: Environment | None = None) -> list[CheckResult]:
     """Every check, in the order ``carexpert check`` lists them (imports torch; a few seconds)."""
     env = env or probe_environment()
     results = [check_python(env), check_packages(env), check_torch(env), *check_gpus(env),
@@ -111,7 +111,7 @@ def check_gpus(env: Environment) -> list[CheckResult]:
     return results
 
 
-def check_bitsandbytes(env: Environment, config: Any) -> CheckResult:
+def check_bitsandbytes(env: Environment, config: Config) -> CheckResult:
     uses_4bit = config.model.quantization in ("nf4", "fp4")
     if env.bnb_4bit_ok:
         return CheckResult("bitsandbytes 4-bit", "pass",
@@ -146,7 +146,7 @@ def check_disk(runs_dir: str) -> CheckResult:
     return CheckResult("disk", "pass", detail)
 
 
-def check_model(config: Any) -> CheckResult:
+def check_model(config: Config) -> CheckResult:
     from carexpert.modeling.embedded import (
         embedded_package_available,
         is_complete,
@@ -161,8 +161,8 @@ def check_model(config: Any) -> CheckResult:
         return CheckResult("model", "fail", error.message, error.fix)
     if resolved.kind == EMBEDDED:
         if not embedded_package_available():
-            error = missing_package_error()
-            return CheckResult("model", "fail", error.message, error.fix)
+            missing = missing_package_error()
+            return CheckResult("model", "fail", missing.message, missing.fix)
         if is_complete(resolved.location):
             return CheckResult("model", "pass", f"embedded Gemma 3 270M, converted at {resolved.location}")
         return CheckResult("model", "pass", "embedded Gemma 3 270M; not converted yet: the first use converts "
@@ -177,7 +177,7 @@ def check_model(config: Any) -> CheckResult:
     return CheckResult("model", "pass", f"{resolved.kind}: {resolved.label}")
 
 
-def check_tensorboard(config: Any) -> CheckResult:
+def check_tensorboard(config: Config) -> CheckResult:
     if importlib.util.find_spec("tensorboard") is not None:
         return CheckResult("tensorboard", "pass", "tensorboard is installed (runs log to runs/<id>/tensorboard)")
     status = "warn" if config.train.tensorboard else "pass"
@@ -185,7 +185,7 @@ def check_tensorboard(config: Any) -> CheckResult:
                        "pip install tensorboard, or set train.tensorboard = false")
 
 
-def check_config_fits(config: Any, env: Environment) -> CheckResult:
+def check_config_fits(config: Config, env: Environment) -> CheckResult:
     problems = compatibility_problems(config, env)
     if problems:
         return CheckResult("config", "fail", "; ".join(problems),
