@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from carexpert.dataset.text import capitalize_first, fill
 
@@ -30,7 +31,7 @@ def fill_question(pattern: str, values: Mapping[str, object]) -> str:
     return capitalize_first(text)
 
 
-def with_lead_in(rng: random.Random, question: str, framing: Mapping[str, object]) -> str:
+def with_lead_in(rng: random.Random, question: str, framing: Mapping[str, Any]) -> str:
     """Sometimes prefix a conversational lead-in ("Quick question: what is ...?")."""
     if rng.random() >= float(framing.get("share", 0.0)):
         return question

@@ -102,7 +102,8 @@ def _overall(rng: random.Random, a: Vehicle, b: Vehicle, sa: str, sb: str) -> st
 def _output(v: Vehicle) -> str | None:
     if v.hp is None:
         return None
-    torque = f" and {v.torque_lb_ft} lb-ft ({units.fmt_int(v.torque_nm)} N·m)" if v.torque_lb_ft else ""
+    torque = (f" and {v.torque_lb_ft} lb-ft ({units.fmt_int(v.torque_nm)} N·m)"
+              if v.torque_lb_ft and v.torque_nm is not None else "")
     return f"{v.hp} hp ({units.hp_to_kw(v.hp)} kW){torque}"
 
 

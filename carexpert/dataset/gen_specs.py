@@ -47,6 +47,7 @@ def unknown_items(knowledge: Knowledge) -> list[Item]:
     for vehicle in knowledge.vehicles:
         for kind in ("hp", "zero_to_sixty", "msrp", "mpg"):
             column, label = SPEC_KINDS[kind]
+            assert column is not None and label is not None  # these four kinds name a column and a label
             if getattr(vehicle, column) is None and not (vehicle.is_electric and kind == "mpg"):
                 items.append(Item(f"unknown:{vehicle.id}:{kind}", (vehicle.fact_id,),
                                   _unknown_builder(knowledge, vehicle, kind, label)))

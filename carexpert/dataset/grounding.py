@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,13 +59,13 @@ def question_text(record: Mapping[str, Any]) -> str:
 
 
 def ground_records(records: Iterable[Mapping[str, Any]], retriever: RetrieverLike, plan: GroundingPlan,
-                   held_out: set[str] = frozenset()) -> list[dict[str, Any]]:
+                   held_out: AbstractSet[str] = frozenset()) -> list[dict[str, Any]]:
     """Copies of ``records`` with ``context``, ``context_ids`` and ``grounding`` (the shape) set."""
     return [ground_record(record, retriever, plan, held_out) for record in records]
 
 
 def ground_record(record: Mapping[str, Any], retriever: RetrieverLike, plan: GroundingPlan,
-                  held_out: set[str] = frozenset()) -> dict[str, Any]:
+                  held_out: AbstractSet[str] = frozenset()) -> dict[str, Any]:
     if "grounding" in record:  # grounded already (a folder written by 'carexpert data build')
         return dict(record)
     rng = random.Random(f"{plan.seed}:grounding:{record.get('id', question_text(record))}")

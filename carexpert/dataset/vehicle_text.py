@@ -38,7 +38,7 @@ def vehicle_values(knowledge: Knowledge, vehicle: Vehicle) -> dict[str, Any]:
     }
     if v.hp:
         values.update(hp=str(v.hp), kw=str(units.hp_to_kw(v.hp)))
-    if v.torque_lb_ft:
+    if v.torque_lb_ft and v.torque_nm is not None:
         values.update(tq=str(v.torque_lb_ft), nm=units.fmt_int(v.torque_nm))
     if v.zero_to_sixty_s:  # a maker's claim ({t60}) and a magazine's measurement ({t60_test}) read differently
         if v.zero_to_sixty_is_claim:

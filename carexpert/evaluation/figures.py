@@ -132,7 +132,7 @@ def spec_figures(answer: str) -> list[Quantity]:
             and not (q.family == "money" and q.high < MIN_PRICE_USD)]
 
 
-def hallucinated_figures(answer: str, store: Mapping[str, Any] | None, *, reference: Mapping[str, float] = (),
+def hallucinated_figures(answer: str, store: Mapping[str, Any] | None, *, reference: Mapping[str, float] | None = None,
                          question: str = "", tolerance: float = 0.03) -> list[dict[str, str]] | None:
     """The figures ``answer`` states that the store does not back, each ``{"text", "family", "why"}``
     (why: ``made_up``, ``contradicts`` or ``not_published``); None when the item names no vehicle
@@ -142,7 +142,7 @@ def hallucinated_figures(answer: str, store: Mapping[str, Any] | None, *, refere
         return None
     allowed = _known_values({**dict(store.get("figures") or {}), **dict(reference or {})})
     given = [q for q in extract_quantities(question) if q.unit is not None]
-    given_values = [(q.family, q.unit, q.low) for q in given] + [(q.family, q.unit, q.high) for q in given]
+    given_values = [(q.family, q.unit, value) for q in given if q.family and q.unit for value in (q.low, q.high)]
     families_known = {family for family, _, _ in _known_values(dict(store.get("figures") or {}))}
     lacks = set(store.get("lacks") or ())
     found = []

@@ -24,8 +24,8 @@ def answer_loss(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]]
     """Mean cross-entropy per answer token over ``records``; None when there is nothing to score."""
     import torch
 
-    examples = [tokenize(tokenizer, record, max_length) for record in records]  # None: too long, dropped
-    examples = [e for e in examples if e is not None and any(label != -100 for label in e["labels"][1:])]
+    tokenized = [tokenize(tokenizer, record, max_length) for record in records]  # None: too long, dropped
+    examples = [e for e in tokenized if e is not None and any(label != -100 for label in e["labels"][1:])]
     if not examples:
         return None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -207,8 +207,7 @@ def word_count(text: str) -> int:
 
 def states_specs(answer: str, allowed: Mapping[str, float] | None = None, tolerance: float = 0.0) -> bool:
     """Does the answer give spec figures (a number with a car unit, or a price) other than ``allowed``?"""
-    known = [(unit_for_key(k), v) for k, v in (allowed or {}).items()]
-    known = [(u, v) for u, v in known if u]
+    known = [(unit, v) for k, v in (allowed or {}).items() if (unit := unit_for_key(k))]
 
     def is_known(q: Quantity) -> bool:
         return any(unit_family(u) == q.family and _within(q.value_in(u)[0], v, tolerance) for u, v in known)
@@ -251,19 +250,21 @@ def score_answer(case: EvalCase, answer: str, *, tolerance: float, stop_reason: 
         score = (HEDGED_CREDIT if invents else 1.0) if refused else 0.0
         result.update(score=score, verdict="correct" if score == 1.0 else verdict_for(score))
         return result
-    components = []
+    components: list[float] = []
     question = f"{case.question} {case.input}"
     reference = case.reference or _numbers_in_text(case.reference_text)
     if reference:
         accuracy, detail = numeric_accuracy(reference, answer, tolerance, question)
         result.update(numeric_accuracy=accuracy, numeric_detail=detail)
-        components.append(accuracy)
+        if accuracy is not None:
+            components.append(accuracy)
     # Key terms the question already says are not evidence: repeating the question earns nothing.
     terms = [t for t in case.key_terms if not term_present(t, normalize(question))]
     if terms:
         coverage, found, missing = concept_coverage(terms, answer)
         result.update(concept_coverage=coverage, terms_found=found, terms_missing=missing)
-        components.append(coverage)
+        if coverage is not None:
+            components.append(coverage)
     elif not reference and case.reference_text.strip():
         components.append(content_recall(case.reference_text, answer, exclude=question))
         result["concept_coverage"] = components[-1]

@@ -97,7 +97,9 @@ def evaluate_model(model: Any, tokenizer: Any, data: EvalData, config: Config, *
         with (base_weights(model) if model_name == "base" else contextlib.nullcontext()):
             for side in mine:
                 started = time.perf_counter()
-                answers[side] = _side_answers(model, tokenizer, prompts[SIDES[side].rag],
+                side_prompts = prompts[SIDES[side].rag]
+                assert side_prompts is not None  # retrieval sides ran the retrieval above
+                answers[side] = _side_answers(model, tokenizer, side_prompts,
                                               retrievals if SIDES[side].rag else None, config, side, progress, cancel)
                 timings[f"{side}_s"] = time.perf_counter() - started
             losses[model_name] = _validation_loss(model, tokenizer, data, config, f"val_loss_{model_name}",
@@ -158,7 +160,8 @@ def score_all(cases: Sequence[EvalCase], answers: dict[str, list[Generation] | N
     items = [_item(i, case, answers, scored, retrieved, unknown) for i, case in enumerate(cases)]
     return items, {
         "categories": _by_category(cases, scored),
-        "overall": {side: None if scored[side] is None else aggregate(scored[side], cases) for side in SIDE_NAMES},
+        "overall": {side: None if (side_results := scored[side]) is None else aggregate(side_results, cases)
+                    for side in SIDE_NAMES},
         "sources": _count(c.source for c in cases),
         "holdouts": _by_group(cases, scored, lambda c: c.holdout or c.source),
     }
@@ -201,7 +204,7 @@ def _by_group(cases: Sequence[EvalCase], scored: dict, key: Callable[[EvalCase],
     categories: dict[str, list[int]] = {}
     for index, case in enumerate(cases):
         categories.setdefault(key(case), []).append(index)
-    table = {}
+    table: dict[str, dict[str, Any]] = {}
     for category in sorted(categories):
         indices = categories[category]
         subset = [cases[i] for i in indices]

@@ -207,7 +207,7 @@ def export_gguf(model_dir: str | Path, out_file: str | Path, reference: list[Gen
         say("loading the GGUF back with transformers")
         dtype = torch.float32 if not torch.cuda.is_available() else torch.bfloat16
         model = AutoModelForCausalLM.from_pretrained(staged.parent, gguf_file=staged.name, dtype=dtype)
-        model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+        model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()  # type: ignore[arg-type]  # transformers types .to oddly
         tokenizer = AutoTokenizer.from_pretrained(staged.parent, gguf_file=staged.name)
         checks = compare(reference, greedy_generate(model, tokenizer, system_prompt), tokenizer)
         del model

@@ -21,7 +21,7 @@ a banded mask for SDPA; examples longer than the window are exactly where it mat
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
 
 VARLEN = "carexpert_varlen"
 
@@ -67,7 +67,7 @@ def varlen_attention_forward(module: Any, query: Any, key: Any, value: Any, atte
         extra["window_size"] = (window - 1 if window else -1, 0)
     else:
         extra["is_causal"] = True
-    out = varlen_attn(q, k, v, cu, cu, longest, longest, scale=scaling, **extra)
+    out = cast(torch.Tensor, varlen_attn(q, k, v, cu, cu, longest, longest, scale=scaling, **extra))  # no lse asked
     return out.unsqueeze(0).to(query.dtype), None
 
 

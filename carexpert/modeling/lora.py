@@ -8,7 +8,7 @@ measured gain, so it runs only when ``train.upcast_frozen`` asks for it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from carexpert.config import Config
 from carexpert.errors import UserError
@@ -43,7 +43,8 @@ def apply_lora(model: Any, config: Config) -> Any:
         # Gradient checkpointing is the trainer's decision; here only the fp32 upcast and freezing.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             target_modules=list(lora.target_modules), bias=lora.bias, task_type="CAUSAL_LM")
+                             target_modules=list(lora.target_modules), bias=cast(Any, lora.bias),  # one of the schema's choices
+                             task_type="CAUSAL_LM")
     model = get_peft_model(model, peft_config)
     if config.train.gradient_checkpointing != "off":
         # With checkpointing the frozen embeddings' output needs requires_grad, or no gradient

@@ -194,17 +194,21 @@ def run_server(config: Config, options: ServeOptions, say: Callable[[str], None]
         server = _server_class()(uvicorn.Config(
             app, log_level="info", timeout_graceful_shutdown=5, server_header=False,
             limit_concurrency=max(1024, options.max_queue * 8)))  # our queue answers 503 first
-        server.on_exit = lambda: (scheduler.close(), writer.write(state="stopping"))
+        def on_exit() -> None:
+            scheduler.close()
+            writer.write(state="stopping")
+
+        server.on_exit = on_exit
         writer.write(state="ready")
         writer.start()
         say(f"serving {options.model} at {url}" + (" (API key required)" if options.api_key else ""))
         # uvicorn re-raises the signal that stopped it once it is done; with these handlers
         # that re-raise returns here, so the final status is written and the exit status is 0.
-        previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+        handlers = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             server.run(sockets=[sock])
         finally:
-            for sig, handler in previous.items():
+            for sig, handler in handlers.items():
                 signal.signal(sig, handler)
         writer.stop()
         writer.write(state="stopped")

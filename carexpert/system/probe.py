@@ -142,7 +142,7 @@ def bnb_4bit_probe(device: str = "cpu") -> str | None:
         layer = layer.to(device)  # quantizes here
         inputs = torch.randn(4, 128, device=device)
         output = layer(inputs)
-        dequantized = bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state)
+        dequantized = bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state)  # type: ignore[attr-defined]  # a Params4bit
         expected = inputs @ dequantized.float().t()
         if layer.weight.dtype != torch.uint8:
             return "the weight was not stored in 4 bits"

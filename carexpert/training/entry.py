@@ -87,7 +87,7 @@ def run(config: Config, run_paths: RunPaths, on_event: Callable[[dict[str, Any]]
         return _run(config, run_paths, reporter, ranks, resume=resume, force=force, callbacks=callbacks, stop=stop)
     finally:
         reporter.close()
-        if own_stop:
+        if own_stop and stop is not None:
             stop.restore()
         if handler:
             logging.getLogger("carexpert").removeHandler(handler)
@@ -138,8 +138,9 @@ def _run(config, run_paths, reporter: Reporter, ranks: Ranks, *, resume, force, 
         session = TrainingSession(config, run_paths, reporter, ranks, stop=stop, extra_callbacks=callbacks)
         session.prepare()
         if checkpoint is not None:
-            changed = guard.check_resume(checkpoint, config, session.data.fingerprint, force=force,
-                                         optimizer=session.plan.optimizer)
+            data, plan = session.data, session.plan
+            assert data is not None and plan is not None  # prepare() made both
+            changed = guard.check_resume(checkpoint, config, data.fingerprint, force=force, optimizer=plan.optimizer)
             if changed:
                 reporter.emit("notice", message="resuming with changes (--force): " + "; ".join(changed))
                 if ranks.rank == 0:

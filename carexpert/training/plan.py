@@ -159,18 +159,18 @@ def make_plan(config, *, cuda: bool, cuda_bf16: bool = False, cpu_bf16: bool | N
     notices += [note] if note else []
     compute_dtype = resolve_compute_dtype(config.model.compute_dtype, precision, cuda=cuda)
 
-    can_measure = cuda and peak_bytes is not None and gpu_memory
+    measure = peak_bytes if cuda and gpu_memory else None  # one GPU's peak for (micro_batch, checkpointing)
     budget = int((gpu_memory or 0) * MEMORY_HEADROOM)
     if train.gradient_checkpointing == "auto":
-        checkpointing = bool(can_measure and peak_bytes(train.batch_size, False) > budget)
+        checkpointing = bool(measure is not None and measure(train.batch_size, False) > budget)
         if checkpointing:
             notices.append("gradient checkpointing turned on: the activations would not fit this GPU without it")
     else:
         checkpointing = train.gradient_checkpointing == "on"
 
     micro, accum = train.batch_size, train.grad_accum
-    if train.auto_micro_batch and can_measure:
-        micro, accum = fold_accumulation(micro, accum, lambda m: peak_bytes(m, checkpointing) <= budget)
+    if train.auto_micro_batch and measure is not None:
+        micro, accum = fold_accumulation(micro, accum, lambda m: measure(m, checkpointing) <= budget)
         if micro != train.batch_size:
             notices.append(f"auto_micro_batch: micro-batch {train.batch_size} x {train.grad_accum} accumulation "
                            f"→ {micro} x {accum} (same effective batch, fewer and fuller GPU passes)")

@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from carexpert.runs.lock import RunLock
@@ -51,7 +52,7 @@ WHY_KILLED = {
 }
 
 
-def rank_environment(environ: dict[str, str], supervisor_pid: int) -> dict[str, str]:
+def rank_environment(environ: Mapping[str, str], supervisor_pid: int) -> dict[str, str]:
     """The variables this module sets for the ranks (see the module docstring)."""
     return {
         "NCCL_NVLS_ENABLE": "0",
