@@ -24,10 +24,10 @@ import contextlib
 import copy
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from carexpert.chat.fast import (
     STATIC_CACHE_TOKENS,
@@ -93,7 +93,7 @@ class _LinkedEvent(threading.Event):
 class Reply:
     """One answer being written: iterate for text chunks; ``stats``, ``text`` and ``sources`` once it ends."""
 
-    def __init__(self, chunks: Callable[[Reply], Iterator[str]], retrieval: Retrieval | None):
+    def __init__(self, chunks: Callable[[Reply], Generator[str, None, None]], retrieval: Retrieval | None):
         self.retrieval = retrieval
         self.sources: list[dict[str, str]] = sources_of(retrieval)
         self.stats: TurnStats | None = None
@@ -288,7 +288,7 @@ class ChatEngine:
         return Reply(lambda reply: self._generate(reply, ids, dropped, max_new, sampling, stops, seed, cancel),
                      retrieval)
 
-    def _refuse(self, reply: Reply, text: str, cancel: threading.Event) -> Iterator[str]:
+    def _refuse(self, reply: Reply, text: str, cancel: threading.Event) -> Generator[str, None, None]:
         """The guard's answer, streamed word by word without running the model."""
         start, reason = time.perf_counter(), "guard"
         try:
@@ -308,19 +308,23 @@ class ChatEngine:
                                     tokens_per_second=None, finish_reason=reason, dropped_turns=0, max_new_tokens=0)
 
     def _generate(self, reply: Reply, ids: list[int], dropped: int, max_new: int, sampling: SamplingSettings,
-                  stops: list[str], seed: int | None, cancel: threading.Event) -> Iterator[str]:
+                  stops: list[str], seed: int | None, cancel: threading.Event) -> Generator[str, None, None]:
         import torch
 
         generation = self.generation_config(sampling, max_new)
         stop_event = _LinkedEvent(cancel)
         decoder, stop_filter = IncrementalDecoder(self.tokenizer), StopStringFilter(stops)
-        count, first, last, reason = 0, None, None, None
+        count, reason = 0, None
+        first: float | None = None
+        last: float | None = None
         start = time.perf_counter()
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         if seed is not None:
             torch.manual_seed(seed)  # one generation runs at a time, so the global generator is ours
         try:
-            with contextlib.closing(stream_token_ids(self.model, input_ids, generation, stop_event)) as tokens:
+            stream = cast(Generator[tuple[int, float], None, None],  # a generator: closing it stops the decode
+                          stream_token_ids(self.model, input_ids, generation, stop_event))
+            with contextlib.closing(stream) as tokens:
                 for token, moment in tokens:
                     count, last = count + 1, moment
                     first = first or moment
@@ -356,7 +360,8 @@ class ChatEngine:
         finally:
             reason = reason or "cancelled"  # the caller stopped iterating
             end = last or time.perf_counter()
-            rate = (count - 1) / (last - first) if count > 1 and last > first else None
+            rate = (count - 1) / (last - first) if count > 1 and last is not None and first is not None \
+                and last > first else None
             reply.stats = TurnStats(
                 prompt_tokens=len(ids), new_tokens=count, seconds=end - start,
                 time_to_first_token=(first - start) if first else None, tokens_per_second=rate,

@@ -50,7 +50,7 @@ def fuel_cost_items(knowledge: Knowledge) -> list[Item]:
 def budget_picks(knowledge: Knowledge, budget: int, segment: str | None, rng: random.Random) -> list[Vehicle]:
     """Up to four vehicles at or under the budget: the priciest that fit, one per segment when open-ended."""
     fits = [v for v in knowledge.vehicles if v.msrp_usd and v.msrp_usd <= budget and (segment is None or v.segment == segment)]
-    fits.sort(key=lambda v: (-v.msrp_usd, v.id))
+    fits.sort(key=lambda v: (-(v.msrp_usd or 0), v.id))  # every fit has a price
     if segment is not None:
         return fits[:MAX_PICKS]
     picks, segments = [], set()
@@ -58,7 +58,7 @@ def budget_picks(knowledge: Knowledge, budget: int, segment: str | None, rng: ra
         if vehicle.segment not in segments:
             picks.append(vehicle)
             segments.add(vehicle.segment)
-    return sorted(rng.sample(picks, min(MAX_PICKS, len(picks))), key=lambda v: v.msrp_usd)
+    return sorted(rng.sample(picks, min(MAX_PICKS, len(picks))), key=lambda v: v.msrp_usd or 0)
 
 
 def tier_for(knowledge: Knowledge, budget: int) -> BudgetTier:
@@ -84,7 +84,7 @@ def budget_answer(rng: random.Random, knowledge: Knowledge, budget: int, segment
 def _pick_text(vehicle: Vehicle, knowledge: Knowledge) -> str:
     economy = (f"{vehicle.mpg_combined} mpg combined" if vehicle.mpg_combined else
                f"{vehicle.ev_range_mi} miles of EPA range" if vehicle.ev_range_mi else None)
-    details = ", ".join(x for x in (knowledge.segments[vehicle.segment], units.fmt_usd(vehicle.msrp_usd),
+    details = ", ".join(x for x in (knowledge.segments[vehicle.segment], units.fmt_usd(vehicle.msrp_usd) if vehicle.msrp_usd else None,
                                     f"{vehicle.hp} hp" if vehicle.hp else None, economy) if x)
     return f"the {vehicle.name} ({details})"
 
@@ -95,7 +95,7 @@ def _budget_builder(knowledge: Knowledge, budget: int, segment: str | None):
         output = frame(rng, body, knowledge.answers["style"]["openers"])
         values = {"budget": units.fmt_int(budget), "segment": knowledge.segments[segment] if segment else None}
         pattern = rng.choice(knowledge.questions["buying"]["budget_segment" if segment else "budget_any"])
-        candidates = {"budget_usd": (budget, units.fmt_usd(budget))}
+        candidates: dict[str, tuple[float, str]] = {"budget_usd": (budget, units.fmt_usd(budget))}
         for vehicle in picks:
             candidates.update(vehicle_reference(vehicle, reference_prefix(vehicle)))
         return Draft(fill_question(pattern, values), output, "budget_segment" if segment else "budget",
@@ -104,14 +104,17 @@ def _budget_builder(knowledge: Knowledge, budget: int, segment: str | None):
 
 
 def fuel_answer(vehicle: Vehicle, miles: int, price: float) -> tuple[str, dict[str, tuple[float, str]]]:
-    gallons = int(units.round_half_up(miles / vehicle.mpg_combined))
-    cost = units.annual_fuel_cost(miles, vehicle.mpg_combined, price)
+    mpg = vehicle.mpg_combined
+    assert mpg is not None, vehicle.id  # fuel questions are asked only of cars with an EPA figure
+    gallons = int(units.round_half_up(miles / mpg))
+    cost = units.annual_fuel_cost(miles, mpg, price)
     text = (f"At {units.fmt_int(miles)} miles a year and ${units.fmt_price(price)} per gallon, the {vehicle.name} "
             f"(EPA {vehicle.mpg_combined} mpg combined) would use about {units.fmt_int(gallons)} gallons, or roughly "
             f"{units.fmt_usd(cost)} a year in fuel. Your real cost depends on your driving, local prices and whether "
             f"the engine wants premium fuel.")
-    candidates = {"annual_fuel_cost_usd": (cost, units.fmt_usd(cost)), "fuel_used_gal": (gallons, units.fmt_int(gallons)),
-                  "mpg": (vehicle.mpg_combined, str(vehicle.mpg_combined)), "annual_miles": (miles, units.fmt_int(miles))}
+    candidates: dict[str, tuple[float, str]] = {
+        "annual_fuel_cost_usd": (cost, units.fmt_usd(cost)), "fuel_used_gal": (gallons, units.fmt_int(gallons)),
+        "mpg": (mpg, str(mpg)), "annual_miles": (miles, units.fmt_int(miles))}
     return text, candidates
 
 
@@ -139,6 +142,7 @@ def _fuel_builder(knowledge: Knowledge, vehicle: Vehicle, custom: bool):
 
 def savings_answer(knowledge: Knowledge, hybrid: Vehicle, gas: Vehicle) -> tuple[str, dict[str, tuple[float, str]]]:
     miles, price = int(knowledge.assumptions["annual_miles"]), float(knowledge.assumptions["gas_price_usd"])
+    assert hybrid.mpg_combined is not None and gas.mpg_combined is not None  # the pairs are chosen with EPA figures
     hybrid_cost = units.annual_fuel_cost(miles, hybrid.mpg_combined, price)
     gas_cost = units.annual_fuel_cost(miles, gas.mpg_combined, price)
     savings = gas_cost - hybrid_cost
