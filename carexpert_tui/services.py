@@ -18,7 +18,7 @@ from typing import Any
 
 from carexpert.config import Config
 from carexpert.errors import UserError
-from carexpert_tui.control import config_args, run_command
+from carexpert_tui.child_commands import config_args, run_command
 
 
 def real_gpu_snapshot() -> list[dict[str, Any]]:

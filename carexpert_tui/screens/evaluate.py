@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
 from carexpert.evaluation.sides import SIDES, baseline_side, headline_side
-from carexpert_tui import control
+from carexpert_tui import child_commands
 from carexpert_tui.formatting import percent
 from carexpert_tui.messages import EvalFinished, EvalProgressed
 from carexpert_tui.run_rows import RunRow
@@ -327,8 +327,8 @@ class EvalScreen(ModeScreen):
         self.known_results = {f"{row.run_id}/{name}" for name in row.eval_results}
         log_path = row.paths.eval_log
         config = self.app.config_path if self.app.config_path.exists() else None
-        proc = await control.start_detached(self.app.services, log_path, "eval", row.run_id,
-                                            *control.config_args(config), extra_env=control.LIVE_PROGRESS_ENV)
+        proc = await child_commands.start_detached(self.app.services, log_path, "eval", row.run_id,
+                                            *child_commands.config_args(config), extra_env=child_commands.LIVE_PROGRESS_ENV)
         offset, text = 0, ""
         while True:
             try:
@@ -340,9 +340,9 @@ class EvalScreen(ModeScreen):
                 new = handle.read()
             offset += len(new)
             text = (text + new.decode("utf-8", errors="replace"))[-4096:]
-            line = control.last_progress_line(text, self.app.services.sanitize)
+            line = child_commands.last_progress_line(text, self.app.services.sanitize)
             if line:
-                self.post_message(EvalProgressed(row.run_id, line, control.progress_fraction(line)))
+                self.post_message(EvalProgressed(row.run_id, line, child_commands.progress_fraction(line)))
             if returncode is not None:
                 self.post_message(EvalFinished(row.run_id, returncode, line))
                 return

@@ -27,7 +27,7 @@ from textual_plot import PlotWidget
 
 from carexpert.runs import EventFollower, RunPaths
 from carexpert.runs.log_tail import LogFollower
-from carexpert_tui import control, recovery
+from carexpert_tui import child_commands, recovery
 from carexpert_tui.formatting import duration, number, stats_line
 from carexpert_tui.messages import RunControlFinished, RunEventsRead, RunLogRead
 from carexpert_tui.run_rows import RunRow
@@ -309,7 +309,7 @@ class TrainScreen(ModeScreen):
         try:
             plan = await asyncio.to_thread(recovery.apply_fix, self.config_path, paths, item)
             self.notify(plan.describe(), timeout=10)
-            result = await control.resume_training(self.app.services, self.config_path, plan.run_id, force=plan.force)
+            result = await child_commands.resume_training(self.app.services, self.config_path, plan.run_id, force=plan.force)
         finally:
             self.busy = False
         self.post_message(RunControlFinished("resume", plan.run_id, result.ok, result.output))
@@ -342,12 +342,12 @@ class TrainScreen(ModeScreen):
         self.notify(f"{verb}…", timeout=3)
         try:
             if action == "start":
-                result = await control.start_training(services, config)
-                run_id = control.run_id_from_output(result)
+                result = await child_commands.start_training(services, config)
+                run_id = child_commands.run_id_from_output(result)
             elif action == "resume":
-                result = await control.resume_training(services, config, run_id)
+                result = await child_commands.resume_training(services, config, run_id)
             else:
-                result = await control.stop_run(services, config, run_id)
+                result = await child_commands.stop_run(services, config, run_id)
         finally:
             self.busy = False
         self.post_message(RunControlFinished(action, run_id, result.ok, result.output))

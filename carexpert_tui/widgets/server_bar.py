@@ -14,7 +14,7 @@ from typing import Any
 from textual import on, work
 from textual.widgets import Static
 
-from carexpert_tui.control import start_server, stop_server
+from carexpert_tui.child_commands import start_server, stop_server
 from carexpert_tui.messages import ServerSampled
 
 POLL_SECONDS = 1.0

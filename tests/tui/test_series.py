@@ -2,7 +2,7 @@
 
 import itertools
 
-from carexpert_tui.control import CommandResult, progress_fraction, run_id_from_output
+from carexpert_tui.child_commands import CommandResult, progress_fraction, run_id_from_output
 from carexpert_tui.series import DecimatedSeries
 
 

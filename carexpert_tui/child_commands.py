@@ -7,6 +7,9 @@ grandchild that inherited a pipe would keep it open and the app would wait on it
 forever (the LLaMA-Factory web UI hang). Long jobs the app starts itself (a new
 evaluation) get a log file in the run folder and their own session, so they outlive
 the app just like a training run.
+
+Named apart from ``carexpert.runs.control`` (the core's find/inspect/stop of run folders): this
+module only builds command lines and runs them.
 """
 
 from __future__ import annotations
