@@ -63,7 +63,7 @@ def build_session(args: argparse.Namespace) -> tuple[ChatSession, Path]:
     if args.merged:
         return ChatSession(config, merged_dir=args.merged), Path("chats")
     found = run_adapter(config, args.run)
-    return ChatSession(found.config, adapter_dir=found.adapter_dir), found.run.root / "chats"
+    return ChatSession(found.config, adapter_dir=found.adapter_dir), found.run.chats
 
 
 def run_chat(args: argparse.Namespace) -> int:

@@ -82,6 +82,16 @@ class RunPaths:
         """The output of an evaluation the app started (``carexpert eval RUN`` run detached)."""
         return self.root / "eval.log"
 
+    @property
+    def ranks(self) -> Path:
+        """Per-rank failure records of a multi-GPU run (``carexpert.training.rank_failures``)."""
+        return self.root / "ranks"
+
+    @property
+    def chats(self) -> Path:
+        """Transcripts of chats with the run's adapter (``carexpert chat RUN``)."""
+        return self.root / "chats"
+
     def exists(self) -> bool:
         return self.root.is_dir()
 

@@ -29,7 +29,7 @@ TIMEOUT = re.compile(r"tim(ed|ing) ?out|timeout", re.IGNORECASE)
 
 
 def ranks_dir(run: RunPaths) -> Path:
-    return run.root / "ranks"
+    return run.ranks
 
 
 @dataclass
