@@ -67,11 +67,14 @@ def write_user_file(path: str | os.PathLike, text: str) -> Path | None:
     """Atomically replace a user's file, keeping the old content as ``name.bak``.
 
     Returns the backup path, or None when there was nothing to back up.
+    The backup is itself written atomically: on a full disk the previous ``.bak`` stays
+    whole instead of being replaced by a truncated copy, and the file is not touched.
     """
     target = Path(path)
     backup = None
     if target.exists():
         backup = backup_path(target)
-        shutil.copy2(target, backup)
+        atomic_write_bytes(backup, target.read_bytes())
+        shutil.copystat(target, backup)
     atomic_write_text(target, text)
     return backup

@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from carexpert.config import Config, ConfigError, default_config_path, load_or_default, update_user_file
 from carexpert.errors import UserError
 from carexpert.notify import notification_sequence, run_event_message
+from carexpert.textsafe import strip_controls
 
 from carexpert_tui.commands import CarExpertCommands
 from carexpert_tui.messages import GpuSampled, RunsListed
@@ -191,6 +192,13 @@ class CarExpertApp(App):
         sequence = notification_sequence(title, body, desktop=self.config.ui.notifications, bell=self.config.ui.bell)
         if sequence and self._driver is not None and not self.is_headless:
             self._driver.write(sequence)
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every toast shows its text as written: run errors, file names and key names come from disk,
+        so they are never read as markup and never carry terminal controls (``markup`` is ignored)."""
+        super().notify(strip_controls(str(message)), title=strip_controls(str(title)), severity=severity,
+                       timeout=timeout, markup=False)
 
     def live_runs(self) -> list[RunRow]:
         return [row for row in self.runs if row.live]

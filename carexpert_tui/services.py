@@ -124,9 +124,9 @@ def real_server_status(state_dir: Path) -> Any:
 
 
 def real_sanitize(text: str) -> str:
-    from carexpert.chat.sanitize import sanitize_output
+    from carexpert.textsafe import strip_controls
 
-    return sanitize_output(text)
+    return strip_controls(text)
 
 
 @dataclass

@@ -7,13 +7,17 @@ Reading uses the standard library's ``tomllib``. Two writers, for two kinds of f
 - a user's own ``carexpert.toml`` is updated in place with ``tomlkit``, so their
   comments and key order survive, and the replaced file is kept as ``.bak``.
 
-Every write is atomic.
+Every write is atomic. A config is read only from a regular file of at most
+``MAX_CONFIG_BYTES`` (a FIFO, a device or ``/dev/zero`` is refused before a byte is
+read); a read-only file is refused rather than replaced, and the ``.bak`` is only
+replaced once its new copy is complete.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,9 @@ from carexpert.errors import UserError
 from carexpert.fsutil import atomic_write_text, write_user_file
 
 DEFAULT_CONFIG_NAME = "carexpert.toml"
+# carexpert.toml with every key documented is ~10 KB; a megabyte is not a config.
+MAX_CONFIG_BYTES = 1024 * 1024
+BOM = b"\xef\xbb\xbf"
 
 
 def default_config_path() -> Path:
@@ -37,7 +44,17 @@ def default_config_path() -> Path:
 def read_toml_text(path: Path) -> str:
     """The file's text, or a UserError that says what is wrong with the file itself."""
     try:
-        raw = path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError("is not a regular file (a FIFO, device or socket), so it is not read", where=str(path),
+                            fix="pass the path of a .toml file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise UserError(f"is {info.st_size:,} bytes; a config file is at most {MAX_CONFIG_BYTES:,}",
+                            where=str(path), fix="pass the right file; carexpert.toml is a few KB")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise UserError("config file not found", where=str(path),
                         fix="create it with 'carexpert config show --defaults > carexpert.toml' or pass --config") from None
@@ -45,6 +62,12 @@ def read_toml_text(path: Path) -> str:
         raise UserError("is a folder, not a config file", where=str(path), fix="pass the path of a .toml file") from None
     except OSError as exc:
         raise UserError(f"cannot read the config file ({exc.strerror})", where=str(path)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"is larger than {MAX_CONFIG_BYTES:,} bytes; that is not a config file", where=str(path))
+    if raw.startswith(BOM):
+        raise UserError("starts with a byte-order mark (BOM), which TOML does not allow", where=str(path),
+                        fix="save the file as UTF-8 without BOM (in most editors: encoding 'UTF-8', not "
+                            "'UTF-8 with BOM')")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -56,6 +79,9 @@ def parse_config_text(text: str, source: str = "<config>") -> Config:
     """Parse and validate TOML text; raises ConfigError listing every problem."""
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(source, [Problem("", "malformed TOML: arrays or tables nested too deeply "
+                                               "(thousands of levels); a config needs at most two")]) from None
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line = int(found.group(1)) if found else None
@@ -114,6 +140,7 @@ def update_user_file(path: str | os.PathLike, changes: dict[str, Any]) -> Path |
     replaced atomically with the old one kept as ``.bak``. Returns the backup path.
     """
     target = Path(path)
+    refuse_read_only(target)
     text = read_toml_text(target) if target.exists() else ""
     problems = []
     for key, value in changes.items():
@@ -140,8 +167,23 @@ def update_user_file(path: str | os.PathLike, changes: dict[str, Any]) -> Path |
 
 def save_user_text(path: str | os.PathLike, text: str) -> Path | None:
     """Replace a user's config with ``text`` (e.g. from the editor) after validating it."""
+    refuse_read_only(Path(path))
     parse_config_text(text, str(path))
     return write_user_file(path, text)
+
+
+def refuse_read_only(path: Path) -> None:
+    """A UserError when the user made ``path`` read-only: carexpert never replaces such a file.
+
+    Checked on the permission bits rather than ``os.access``, which says yes to root.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode) and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise UserError("is read-only, so carexpert does not change it", where=str(path),
+                        fix=f"make it writable first (chmod u+w {path}) or pass another file with --config")
 
 
 def diff_from_defaults(config: Config) -> dict[str, Any]:

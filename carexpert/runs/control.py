@@ -4,6 +4,12 @@ A run's state comes from its ``status.json`` checked against reality: a live sta
 ("pending", "running", "stopping") whose process is gone, or whose folder lock is
 free, is ``dead`` — killed hard or lost with the machine — and can be resumed from
 its last checkpoint.
+
+Every run these commands act on is confined: a path given on the command line must
+name a folder directly inside ``train.runs_dir``, and the folder must be a real run
+folder (``carexpert.runs.paths.check_run_folder``). A signal goes only to a process
+the run's lock proves is its trainer (``carexpert.runs.lock.lock_problem``), sent
+through a pidfd where the system has them so a pid reused in between cannot be hit.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from carexpert.errors import UserError
-from carexpert.runs.lock import lock_is_held
-from carexpert.runs.paths import RunPaths, list_run_paths, validate_run_id
+from carexpert.runs.lock import lock_is_held, lock_problem, process_start_time, read_holder
+from carexpert.runs.paths import RunPaths, check_run_folder, list_run_paths, validate_run_id
 from carexpert.runs.status import LIVE_STATES, RunStatus, effective_state, read_status
 
 
@@ -59,19 +65,26 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
 
 
 def find_run(runs_dir: str | os.PathLike, run: str) -> RunInfo:
-    """A run by id under ``runs_dir``, or by the path of its folder; UserError when missing."""
+    """A run by id under ``runs_dir``, or by the path of its folder inside ``runs_dir``; UserError otherwise."""
     if "/" in run:
         candidate = Path(run).expanduser()
-        if not (candidate / "config.toml").is_file():
-            raise UserError("not a run folder (no config.toml)", where=run,
-                            fix="pass a run id from 'carexpert runs list' or the path of a run folder")
-        return run_info(RunPaths(candidate))
+        try:
+            inside = candidate.parent.resolve(strict=True) == Path(runs_dir).expanduser().resolve(strict=True)
+        except (OSError, RuntimeError):
+            inside = False
+        if not inside:
+            raise UserError(f"is not a folder inside the runs folder ({runs_dir})", where=run,
+                            fix="pass a run id from 'carexpert runs list'; run commands act only on folders "
+                                "inside train.runs_dir")
+        run = candidate.name
     paths = RunPaths.of(runs_dir, validate_run_id(run))
+    if os.path.islink(paths.root):
+        check_run_folder(paths)  # says it is a link, which is never followed
     if not paths.exists():
         known = [info.run_id for info in list_runs(runs_dir)[:5]]
         hint = f"recent runs: {', '.join(known)}" if known else f"there are no runs in {runs_dir}"
         raise UserError(f"no run {run!r}", where=str(runs_dir), fix=f"'carexpert runs list' shows them ({hint})")
-    return run_info(paths)
+    return run_info(check_run_folder(paths))
 
 
 def stop_run(info: RunInfo) -> int:
@@ -82,12 +95,44 @@ def stop_run(info: RunInfo) -> int:
     if info.status.host != socket.gethostname():
         raise UserError(f"run {info.run_id} runs on host {info.status.host}, not here",
                         fix=f"run 'carexpert runs stop {info.run_id}' on {info.status.host}")
-    try:
-        os.kill(info.status.pid, signal.SIGTERM)
-    except ProcessLookupError:
+    pid = info.status.pid
+    problem = lock_problem(info.paths.lock, pid)
+    if problem:
+        raise UserError(f"run {info.run_id} cannot be stopped safely: {problem}, so carexpert cannot prove that "
+                        f"pid {pid} is its trainer and sends no signal", where=str(info.paths.root),
+                        fix=f"if it still trains, check 'ps -p {pid} -o pid,lstart,args' and stop it yourself; "
+                            f"otherwise it is dead: 'carexpert runs resume {info.run_id}' continues it")
+    if not _signal_proven(pid, read_holder(info.paths.lock)[1], signal.SIGTERM):
         raise UserError(f"run {info.run_id} has no process any more (it died)",
-                        fix="'carexpert runs resume' continues it from its last checkpoint") from None
-    return info.status.pid
+                        fix="'carexpert runs resume' continues it from its last checkpoint")
+    return pid
+
+
+def _signal_proven(pid: int, start_time: str | None, signum: int) -> bool:
+    """Send ``signum`` to ``pid`` only if it is still the process that started at ``start_time``.
+
+    With a pidfd (Linux 5.3+) the check and the signal name the same process for sure;
+    without one, the window between them is a few microseconds. False when it is gone.
+    """
+    try:
+        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pidfd = None
+    try:
+        if process_start_time(pid) != start_time:
+            return False
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, signum)
+        else:
+            os.kill(pid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def delete_run(info: RunInfo, *, yes: bool) -> None:
@@ -98,4 +143,5 @@ def delete_run(info: RunInfo, *, yes: bool) -> None:
     if not yes:
         raise UserError(f"deleting run {info.run_id} removes its checkpoints, adapter and logs",
                         fix=f"confirm with: carexpert runs delete {info.run_id} --yes")
+    check_run_folder(info.paths)  # again, right before: never a link, never a foreign folder
     shutil.rmtree(info.paths.root)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,6 +27,7 @@ from textual.worker import get_current_worker
 from textual_plot import PlotWidget
 
 from carexpert.runs import EventFollower, RunPaths
+from carexpert.textsafe import strip_controls
 
 from carexpert_tui import control, recovery
 from carexpert_tui.formatting import duration, number, stats_line
@@ -164,7 +166,7 @@ class TrainScreen(ModeScreen):
         row = self.selected_row()
         if row is None:
             return
-        self.query_one("#run-title", Label).update(f"{row.run_id} · {row.state}")
+        self.query_one("#run-title", Label).update(Text(f"{row.run_id} · {row.state}"))
         self.set_class(row.live, "-live")
         attached = self.query_one("#run-attached", Label)
         attached.display = row.attached
@@ -237,7 +239,8 @@ class TrainScreen(ModeScreen):
         if error:
             texts = [item.get("text", "") if isinstance(item, dict) else str(item) for item in advice[:3]]
             fix = " (press a to apply the first and resume)" if recovery.first_fix(advice) else ""
-            problem.update(f"{event.get('state', 'failed')}: {error}{fix}" + "".join(f"\n→ {t}" for t in texts))
+            shown = f"{event.get('state', 'failed')}: {error}{fix}" + "".join(f"\n→ {t}" for t in texts)
+            problem.update(Text(strip_controls(shown)))  # from the run's files: text, never markup
         self.refresh_bindings()
 
     def show_stall(self, event: dict[str, Any] | None) -> None:
