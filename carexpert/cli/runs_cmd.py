@@ -3,11 +3,16 @@
 ``show_progress`` is the one rich display of a live run; ``carexpert train`` (when
 not detached) and ``runs watch`` both use it. It reads events through
 ``carexpert.runs.watch.follow_run``, the same reader the app uses.
+
+Everything shown here that comes from a run's files (state, error, advice, notices,
+device names, paths) goes through ``carexpert.textsafe`` first: as plain text it
+loses terminal controls, inside markup it is escaped too.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import time
 from collections.abc import Callable
 
@@ -17,9 +22,11 @@ from rich.table import Table
 
 from carexpert.cli.main import add_config_option
 from carexpert.config import load_or_default
+from carexpert.errors import UserError
 from carexpert.runs.control import RunInfo, delete_run, find_run, list_runs, run_info, stop_run
 from carexpert.runs.paths import RunPaths
 from carexpert.runs.watch import RunProgress, follow_run
+from carexpert.textsafe import safe_block, safe_markup
 
 STATE_STYLE = {"running": "green", "pending": "cyan", "stopping": "yellow", "stopped": "yellow",
                "finished": "bold green", "failed": "bold red", "dead": "bold red", "unknown": "dim"}
@@ -79,7 +86,8 @@ def run_list(args: argparse.Namespace) -> int:
         status = info.status
         step = f"{status.step}/{status.max_steps}" if status and status.max_steps else str(status.step if status else "")
         style = STATE_STYLE.get(info.state, "")
-        table.add_row(info.run_id, f"[{style}]{info.state}[/{style}]" if style else info.state, step,
+        state = safe_markup(info.state)
+        table.add_row(safe_markup(info.run_id), f"[{style}]{state}[/{style}]" if style else state, step,
                       _age(time.time() - status.updated) if status else "", str(status.pid or "") if status else "")
     console.print(table)
     return 0
@@ -94,24 +102,27 @@ def run_show(args: argparse.Namespace) -> int:
     for event in read_events(info.paths.events):
         progress.update(event)
     console = Console()
-    console.print(f"[bold]{info.run_id}[/bold]  {info.paths.root}")
-    console.print(f"state: [{STATE_STYLE.get(info.state, '')}]{info.state}[/]"
-                  + (f"  (pid {info.status.pid} on {info.status.host})" if info.status else ""))
+    console.print(f"[bold]{safe_markup(info.run_id)}[/bold]  {safe_markup(info.paths.root)}", highlight=False)
+    console.print(f"state: [{STATE_STYLE.get(info.state, '') or 'default'}]{safe_markup(info.state)}[/]"
+                  + (f"  (pid {info.status.pid} on {safe_markup(info.status.host)})" if info.status else ""),
+                  highlight=False)
     console.print(f"step {progress.step}/{progress.max_steps or '?'}  epoch {progress.epoch:.2f}  "
                   f"loss {_num(progress.loss)}  val_loss {_num(progress.val_loss)}  "
                   f"perplexity {_num(progress.perplexity)}")
     for path in guard.checkpoints_newest_first(info.paths.checkpoints):
-        console.print(f"checkpoint {path.name}: {'complete' if guard.is_complete(path) else 'INCOMPLETE (not used)'}")
+        console.print(f"checkpoint {safe_markup(path.name)}: "
+                      f"{'complete' if guard.is_complete(path) else 'INCOMPLETE (not used)'}")
     if info.paths.adapter.exists():
-        console.print(f"adapter: {info.paths.adapter}")
+        console.print(f"adapter: {safe_markup(info.paths.adapter)}", highlight=False)
     for notice in progress.notices:
-        console.print(f"[yellow]note:[/yellow] {notice}")
+        console.print(f"[yellow]note:[/yellow] {safe_markup(notice, 2000)}", highlight=False)
     print_ending(console, info.paths, info.state, progress)
     return 0
 
 
 def run_watch(args: argparse.Namespace) -> int:
     info = _find(args)
+    refuse_other_host(info, "watch")
     console = Console()
     try:
         progress = show_progress(info.paths, console)
@@ -127,7 +138,7 @@ def run_stop(args: argparse.Namespace) -> int:
     info = _find(args)
     pid = stop_run(info)
     console = Console()
-    console.print(f"asked run {info.run_id} (pid {pid}) to stop: it saves a checkpoint at the next step")
+    console.print(f"asked run {safe_markup(info.run_id)} (pid {pid}) to stop: it saves a checkpoint at the next step")
     if args.wait:
         progress = show_progress(info.paths, console, from_start=False)
         print_ending(console, info.paths, run_info(info.paths).state, progress)
@@ -143,12 +154,29 @@ def run_resume(args: argparse.Namespace) -> int:
 def run_delete(args: argparse.Namespace) -> int:
     info = _find(args)
     delete_run(info, yes=args.yes)
-    Console().print(f"deleted {info.paths.root}")
+    Console().print(f"deleted {safe_markup(info.paths.root)}", highlight=False)
     return 0
 
 
+def refuse_other_host(info: RunInfo, verb: str) -> None:
+    """A live run on another machine cannot be followed to its end from here: say so instead of waiting forever."""
+    host = info.status.host if info.status else None
+    if info.live and host and host != socket.gethostname():
+        raise UserError(f"run {info.run_id} trains on host {host!r}, not on this one; from here carexpert cannot "
+                        "tell whether it is still alive, so it would wait forever", where=str(info.paths.root),
+                        fix=f"run 'carexpert runs {verb} {info.run_id}' on {host}, or 'carexpert runs show "
+                            f"{info.run_id}' here for its last recorded state")
+
+
 def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
+    """A figure from an event (which may hold anything) with four decimals, or a dash."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "—"
+    return f"{value:.4f}"
+
+
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "—"
 
 
 def _eta(seconds: float | None) -> str:
@@ -189,15 +217,18 @@ def show_progress(paths: RunPaths, console: Console, *, from_start: bool = True,
             elif kind == "checkpoint":
                 bar.console.print(f"[dim]checkpoint saved at step {event.get('step')}[/dim]")
             elif kind == "notice":
-                bar.console.print(f"[yellow]note:[/yellow] {event.get('message')}")
+                bar.console.print(f"[yellow]note:[/yellow] {safe_markup(event.get('message'), 2000)}", highlight=False)
             elif kind == "summary":
-                bar.console.print(f"{event.get('trainable_params', 0):,} trainable of {event.get('total_params', 0):,} "
-                                  f"parameters ({event.get('trainable_percent', 0):.2f}%) on {event.get('device')}, "
-                                  f"{event.get('precision')}, {event.get('optimizer')}")
+                bar.console.print(f"{_count(event.get('trainable_params'))} trainable of "
+                                  f"{_count(event.get('total_params'))} parameters "
+                                  f"({_num(event.get('trainable_percent'))}%) on {safe_markup(event.get('device'))}, "
+                                  f"{safe_markup(event.get('precision'))}, {safe_markup(event.get('optimizer'))}",
+                                  highlight=False)
             elif kind == "status":
-                bar.update(task, description=f"{paths.run_id} [{STATE_STYLE.get(state.state, '')}]{state.state}[/]")
+                bar.update(task, description=f"{paths.run_id} [{STATE_STYLE.get(state.state, '') or 'default'}]"
+                                             f"{safe_markup(state.state)}[/]")
             elif kind == "stalled":
-                bar.console.print(f"[yellow]no step for {event.get('seconds_since_step', 0):.0f}s[/yellow]")
+                bar.console.print(f"[yellow]no step for {_num(event.get('seconds_since_step'))}s[/yellow]")
     return state
 
 
@@ -211,12 +242,18 @@ def print_ending(console: Console, paths: RunPaths, state: str, progress: RunPro
                       f"— next: carexpert eval {run_id}", highlight=False)
     elif state == "stopped":
         console.print(f"[yellow]stopped[/yellow] at step {progress.step} — continue with: carexpert runs resume {run_id}")
+    elif state == "dead" and progress.state == "failed" and progress.error:
+        # The trainer logged its failure but could not record it in status.json (a full disk, say).
+        console.print(f"[bold red]failed[/bold red] (its status file could not be updated): "
+                      f"{safe_block(progress.error)}", highlight=False)
+        console.print(f"after fixing that, continue from its last checkpoint with: carexpert runs resume {run_id}")
     elif state == "dead":
         console.print(f"[bold red]dead[/bold red]: the process is gone (killed or the machine restarted) — "
                       f"continue from its last checkpoint with: carexpert runs resume {run_id}")
     elif state == "failed":
-        console.print(f"[bold red]failed:[/bold red] {progress.error or 'see train.log'}")
+        console.print(f"[bold red]failed:[/bold red] {safe_block(progress.error or 'see train.log')}", highlight=False)
         for item in progress.advice:
             text = item.get("text") if isinstance(item, dict) else str(item)
             command = config_set_command(item) if isinstance(item, dict) and item.get("changes") else ""
-            console.print(f"  - {text}" + (f"\n      {command}" if command else ""))
+            console.print(f"  - {safe_block(text)}" + (f"\n      {safe_markup(command, 2000)}" if command else ""),
+                          highlight=False)

@@ -28,7 +28,7 @@ import tomlkit
 from carexpert.config.schema import Config, field_spec
 from carexpert.config.validate import ConfigError, Problem, build_config, coerce
 from carexpert.errors import UserError
-from carexpert.fsutil import atomic_write_text, write_user_file
+from carexpert.fsutil import atomic_write_text, read_limited, write_user_file
 
 DEFAULT_CONFIG_NAME = "carexpert.toml"
 # carexpert.toml with every key documented is ~10 KB; a megabyte is not a config.
@@ -43,27 +43,11 @@ def default_config_path() -> Path:
 
 def read_toml_text(path: Path) -> str:
     """The file's text, or a UserError that says what is wrong with the file itself."""
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError
-        if not stat.S_ISREG(info.st_mode):
-            raise UserError("is not a regular file (a FIFO, device or socket), so it is not read", where=str(path),
-                            fix="pass the path of a .toml file")
-        if info.st_size > MAX_CONFIG_BYTES:
-            raise UserError(f"is {info.st_size:,} bytes; a config file is at most {MAX_CONFIG_BYTES:,}",
-                            where=str(path), fix="pass the right file; carexpert.toml is a few KB")
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         raise UserError("config file not found", where=str(path),
-                        fix="create it with 'carexpert config show --defaults > carexpert.toml' or pass --config") from None
-    except IsADirectoryError:
-        raise UserError("is a folder, not a config file", where=str(path), fix="pass the path of a .toml file") from None
-    except OSError as exc:
-        raise UserError(f"cannot read the config file ({exc.strerror})", where=str(path)) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise UserError(f"is larger than {MAX_CONFIG_BYTES:,} bytes; that is not a config file", where=str(path))
+                        fix="create it with 'carexpert config show --defaults > carexpert.toml' or pass --config")
+    raw = read_limited(path, MAX_CONFIG_BYTES, "the config file",
+                       fix="pass the path of a .toml file (carexpert.toml is a few KB)")
     if raw.startswith(BOM):
         raise UserError("starts with a byte-order mark (BOM), which TOML does not allow", where=str(path),
                         fix="save the file as UTF-8 without BOM (in most editors: encoding 'UTF-8', not "
