@@ -101,6 +101,8 @@ def run_show(args: argparse.Namespace) -> int:
     progress = RunProgress(run_id=info.run_id)
     for event in read_events(info.paths.events):
         progress.update(event)
+    if info.status is not None and info.status.error and info.state == "failed":
+        progress.error = progress.error or info.status.error  # recorded in status.json, e.g. when the log could not be
     console = Console()
     console.print(f"[bold]{safe_markup(info.run_id)}[/bold]  {safe_markup(info.paths.root)}", highlight=False)
     console.print(f"state: [{STATE_STYLE.get(info.state, '') or 'default'}]{safe_markup(info.state)}[/]"

@@ -14,15 +14,17 @@ through a pidfd where the system has them so a pid reused in between cannot be h
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from carexpert.errors import UserError
-from carexpert.runs.lock import lock_is_held, lock_problem, process_start_time, read_holder
+from carexpert.runs.lock import lock_is_held, lock_problem
 from carexpert.runs.paths import RunPaths, check_run_folder, list_run_paths, validate_run_id
 from carexpert.runs.status import LIVE_STATES, RunStatus, effective_state, read_status
 
@@ -96,40 +98,37 @@ def stop_run(info: RunInfo) -> int:
         raise UserError(f"run {info.run_id} runs on host {info.status.host}, not here",
                         fix=f"run 'carexpert runs stop {info.run_id}' on {info.status.host}")
     pid = info.status.pid
-    problem = lock_problem(info.paths.lock, pid)
-    if problem:
-        raise UserError(f"run {info.run_id} cannot be stopped safely: {problem}, so carexpert cannot prove that "
-                        f"pid {pid} is its trainer and sends no signal", where=str(info.paths.root),
-                        fix=f"if it still trains, check 'ps -p {pid} -o pid,lstart,args' and stop it yourself; "
-                            f"otherwise it is dead: 'carexpert runs resume {info.run_id}' continues it")
-    if not _signal_proven(pid, read_holder(info.paths.lock)[1], signal.SIGTERM):
+    try:
+        with _pinned(pid) as pidfd:
+            problem = lock_problem(info.paths.lock, pid)
+            if problem:
+                raise UserError(f"run {info.run_id} cannot be stopped safely: {problem}, so carexpert cannot prove "
+                                f"that pid {pid} is its trainer and sends no signal", where=str(info.paths.root),
+                                fix=f"if it still trains, check 'ps -p {pid} -o pid,lstart,args' and stop it "
+                                    f"yourself; otherwise it is dead: 'carexpert runs resume {info.run_id}' "
+                                    "continues it")
+            if pidfd is not None:
+                signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
         raise UserError(f"run {info.run_id} has no process any more (it died)",
-                        fix="'carexpert runs resume' continues it from its last checkpoint")
+                        fix="'carexpert runs resume' continues it from its last checkpoint") from None
     return pid
 
 
-def _signal_proven(pid: int, start_time: str | None, signum: int) -> bool:
-    """Send ``signum`` to ``pid`` only if it is still the process that started at ``start_time``.
-
-    With a pidfd (Linux 5.3+) the check and the signal name the same process for sure;
-    without one, the window between them is a few microseconds. False when it is gone.
-    """
+@contextlib.contextmanager
+def _pinned(pid: int) -> Iterator[int | None]:
+    """A pidfd for ``pid`` (Linux 5.3+): checks made after opening it and the signal sent through it
+    name the same process, so a pid reused in between cannot be hit. None where there are no pidfds."""
     try:
         pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
     except ProcessLookupError:
-        return False
+        raise
     except OSError:
         pidfd = None
     try:
-        if process_start_time(pid) != start_time:
-            return False
-        if pidfd is not None:
-            signal.pidfd_send_signal(pidfd, signum)
-        else:
-            os.kill(pid, signum)
-        return True
-    except ProcessLookupError:
-        return False
+        yield pidfd
     finally:
         if pidfd is not None:
             os.close(pidfd)

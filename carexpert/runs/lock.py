@@ -169,10 +169,23 @@ def lock_problem(path: str | os.PathLike, pid: int | None) -> str | None:
     if not lock_is_held(target):
         return "no process holds its lock"
     holder, started = read_holder(target)
-    if holder is None or not pid or holder != pid:
-        return f"its lock names pid {holder or '?'}, but status.json names pid {pid or '?'}"
+    if holder is None or not pid:
+        return f"its lock names no pid, and status.json names pid {pid or '?'}"
     if started is None:
         return "its lock records no process start time (written by an older carexpert)"
-    if process_start_time(pid) != started:
-        return f"pid {pid} is now a different process (its start time does not match the lock)"
+    if process_start_time(holder) != started:
+        return f"pid {holder} named by its lock is now a different process (its start time does not match)"
+    # With several GPUs the lock's holder is the torch.distributed launcher and status.json names
+    # its rank-0 worker: a direct child of the proven holder is this run's too.
+    if pid != holder and parent_pid(pid) != holder:
+        return f"its lock names pid {holder}, but status.json names pid {pid}, which is not that process or its child"
     return None
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid`` (``/proc/PID/stat`` field 4), or None."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="utf-8") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
