@@ -27,15 +27,14 @@ def _fmt(value) -> str:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from carexpert.runs import RunPaths
     from carexpert.runs.compare import compare_runs
+    from carexpert.runs.control import find_run
 
     if len(args.runs) < 2:
         raise UserError("compare needs at least two runs", fix="carexpert compare RUN_A RUN_B")
     config = load_or_default(args.config)
     for run_id in args.runs:
-        if not RunPaths.of(config.train.runs_dir, run_id).exists():
-            raise UserError(f"no run {run_id!r} in {config.train.runs_dir}", fix="see 'carexpert runs list'")
+        find_run(config.train.runs_dir, run_id, marked=False)  # each a real folder inside runs_dir (only read)
     result = compare_runs(config.train.runs_dir, args.runs)
     console = Console()
     losses = Table(title="loss")

@@ -75,13 +75,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from carexpert.evaluation import EvaluationCancelled, evaluate_run
-    from carexpert.runs import RunPaths
+    from carexpert.runs.control import find_run
 
     if args.limit is not None and args.limit < 0:
         raise UserError("--limit must be 0 (all) or more")
     sides = parse_sides(args.sides) if args.sides is not None else None
     config = load_or_default(args.config)
-    run = RunPaths.of(config.train.runs_dir, args.target)
+    run = find_run(config.train.runs_dir, args.target).paths  # a real run folder inside runs_dir, never a link
     console = Console(stderr=True)
     cancel = threading.Event()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -113,14 +113,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _saved_result(args: argparse.Namespace):
     """The result folder named by ``RUN [RESULT]`` (newest when RESULT is left out)."""
     from carexpert.evaluation import find_result
-    from carexpert.runs import RunPaths
+    from carexpert.runs.control import find_run
 
     if not args.rest or len(args.rest) > 2:
         raise UserError("which run?", fix=f"carexpert eval {args.target} RUN [RESULT]")
     config = load_or_default(args.config)
-    run = RunPaths.of(config.train.runs_dir, args.rest[0])
-    if not run.exists():
-        raise UserError(f"no run {run.run_id!r}", where=str(run.root), fix="see 'carexpert runs list'")
+    run = find_run(config.train.runs_dir, args.rest[0], marked=False).paths  # only read
     return find_result(run, args.rest[1] if len(args.rest) > 1 else None)
 
 

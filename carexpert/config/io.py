@@ -145,6 +145,7 @@ def update_user_file(path: str | os.PathLike, changes: dict[str, Any]) -> Path |
             document[section] = tomlkit.table()
         document[section][name] = value
     new_text = tomlkit.dumps(document)
+    _refuse_oversized(new_text, target)
     parse_config_text(new_text, str(target))  # never write a file that would not load
     return write_user_file(target, new_text)
 
@@ -152,8 +153,17 @@ def update_user_file(path: str | os.PathLike, changes: dict[str, Any]) -> Path |
 def save_user_text(path: str | os.PathLike, text: str) -> Path | None:
     """Replace a user's config with ``text`` (e.g. from the editor) after validating it."""
     refuse_read_only(Path(path))
+    _refuse_oversized(text, Path(path))
     parse_config_text(text, str(path))
     return write_user_file(path, text)
+
+
+def _refuse_oversized(text: str, path: Path) -> None:
+    """Never write a config that carexpert would then refuse to read (``MAX_CONFIG_BYTES``)."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_CONFIG_BYTES:
+        raise UserError(f"the new config would be {size:,} bytes; a config file is at most {MAX_CONFIG_BYTES:,}",
+                        where=str(path), fix="shorten the value (a long system prompt belongs in a few paragraphs)")
 
 
 def refuse_read_only(path: Path) -> None:

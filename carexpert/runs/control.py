@@ -66,8 +66,12 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunInfo]:
     return [run_info(paths) for paths in list_run_paths(runs_dir)]
 
 
-def find_run(runs_dir: str | os.PathLike, run: str) -> RunInfo:
-    """A run by id under ``runs_dir``, or by the path of its folder inside ``runs_dir``; UserError otherwise."""
+def find_run(runs_dir: str | os.PathLike, run: str, *, marked: bool = True) -> RunInfo:
+    """A run by id under ``runs_dir``, or by the path of its folder inside ``runs_dir``; UserError otherwise.
+
+    ``marked=False`` is for commands that only read (``eval show``, ``compare``): the folder
+    must still be a real folder inside ``runs_dir``, but need not carry the run marker.
+    """
     if "/" in run:
         candidate = Path(run).expanduser()
         try:
@@ -86,7 +90,7 @@ def find_run(runs_dir: str | os.PathLike, run: str) -> RunInfo:
         known = [info.run_id for info in list_runs(runs_dir)[:5]]
         hint = f"recent runs: {', '.join(known)}" if known else f"there are no runs in {runs_dir}"
         raise UserError(f"no run {run!r}", where=str(runs_dir), fix=f"'carexpert runs list' shows them ({hint})")
-    return run_info(check_run_folder(paths))
+    return run_info(check_run_folder(paths) if marked else paths)
 
 
 def stop_run(info: RunInfo) -> int:
