@@ -81,7 +81,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise UserError("--limit must be 0 (all) or more")
     sides = parse_sides(args.sides) if args.sides is not None else None
     config = load_or_default(args.config)
-    run = find_run(config.train.runs_dir, args.target).paths  # a real run folder inside runs_dir, never a link
+    run = find_run(config.train.runs_dir, args.target, marked=False).paths  # inside runs_dir, never a link
     console = Console(stderr=True)
     cancel = threading.Event()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
