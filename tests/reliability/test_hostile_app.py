@@ -7,9 +7,8 @@ import json
 
 import pytest
 import textual.constants
-from textual.widgets import TextArea
-
 from hostile_support import make_run
+from textual.widgets import TextArea
 
 from carexpert.config import Config
 from carexpert_tui.app import CarExpertApp

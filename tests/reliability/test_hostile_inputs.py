@@ -54,7 +54,11 @@ def test_finding_3_evaluation_cuts_an_over_long_prompt_to_the_models_context(tin
     pytest.importorskip("torch")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from carexpert.evaluation.generate import build_prompts, generate_answers, prompt_token_limit
+    from carexpert.evaluation.generate import (
+        build_prompts,
+        generate_answers,
+        prompt_token_limit,
+    )
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)

@@ -75,7 +75,7 @@ def test_finding_4_stop_never_signals_through_a_lock_that_is_a_link_to_another_r
         fake = make_run(runs, "run-fake", "running", pid=bystander.pid)
         fake.lock.symlink_to(real.lock)
         code, _, err = cli(capsys, "runs", "stop", "run-fake", "-c", config)
-        assert code == 2
+        assert code == 2 and "not running" in err  # the linked lock does not make it look alive
         time.sleep(0.3)
         assert bystander.poll() is None, "an unrelated process was signalled"
         code, out, _ = cli(capsys, "runs", "list", "-c", config)
@@ -154,7 +154,7 @@ def test_finding_7_a_failure_on_a_full_disk_reaches_status_json(tmp_path, capsys
     monkeypatch.undo()
     assert read_status(paths.status).state == "failed"
     code, out, _ = cli(capsys, "runs", "show", "run-full", "-c", config)
-    assert "failed" in out and "disk full" in out and "dead" not in out
+    assert code == 0 and "failed" in out and "disk full" in out and "dead" not in out
 
 
 def test_finding_7_a_run_whose_status_write_failed_shows_its_logged_failure_not_dead(tmp_path, capsys):
@@ -165,7 +165,7 @@ def test_finding_7_a_run_whose_status_write_failed_shows_its_logged_failure_not_
     with EventWriter(paths.events) as events:  # the trainer logged its end; status.json could not follow
         events.emit("status", state="failed", error="disk full while writing at step 3", step=3)
     code, out, _ = cli(capsys, "runs", "show", "run-gone", "-c", config)
-    assert "disk full while writing at step 3" in out and "killed or the machine restarted" not in out
+    assert code == 0 and "disk full while writing at step 3" in out and "killed or the machine restarted" not in out
 
 
 def test_finding_7_resume_on_a_full_disk_is_a_plain_message(tmp_path, capsys, monkeypatch):
