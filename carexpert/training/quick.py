@@ -1,0 +1,87 @@
+"""The quick profile: a short run sized to finish in about 15 minutes on this machine.
+
+A newcomer without a GPU should see the adapter learn something before lunch, not
+after a night. Two parts:
+
+1. ``quick_settings``: on a CPU, the settings that make a step cheap — unquantized fp32
+   weights (4-bit layers on a CPU are several times slower, see ``plan``), adamw_torch,
+   no gradient checkpointing, one micro-batch per step (more updates for the same
+   tokens), validation only at the end, and a learning rate for a short schedule with a
+   10% warm-up. On a GPU the config's own settings stay.
+2. ``size_quick``: the number of steps, from the timing probe measured *with those
+   settings* on this machine and the real data's mean example length — never a constant,
+   so the profile stays right when the data or the machine changes. The budget is split
+   into start-up (``timing.run_time``: measured data build and model load plus an
+   allowance), the final validation pass (measured forward speed) and training;
+   ``QUICK_MARGIN`` keeps a share for a busier machine. The probe is reused for at most
+   ``QUICK_PROBE_MAX_AGE`` (the estimate shown, then the start), since the load of a shared
+   machine, and with it the speed, changes over the day.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from carexpert.errors import UserError
+from carexpert.training.timing import DataSize, Probe, RunTime, duration_words, run_time, total_steps
+
+QUICK_BUDGET_SECONDS = 15 * 60
+QUICK_MARGIN = 0.85  # plan for 85% of the budget: the probe's speed is a few steps on a shared machine
+MIN_QUICK_STEPS = 8
+QUICK_LEARNING_RATE = 1e-3  # chosen from benchmarks/quick_lr.py on the CPU (docs/evaluation.md)
+QUICK_WARMUP = 0.1
+QUICK_PROBE_MAX_AGE = 600.0  # a shared machine's load changes: size from a probe at most 10 minutes old
+
+
+def quick_profile(config: Any, *, cuda: bool, reprobe: bool = False, progress: Any = None) -> tuple[Any, RunTime]:
+    """The quick profile of ``config`` on this machine: probe with its settings, then size it."""
+    from carexpert.training.probe import probe_for
+
+    fixed = quick_settings(config, cuda=cuda)
+    probe, data, _cached = probe_for(fixed, reprobe=reprobe, max_age_seconds=QUICK_PROBE_MAX_AGE, progress=progress)
+    return size_quick(fixed, data, probe)
+
+
+def quick_settings(config: Any, *, cuda: bool) -> Any:
+    """``config`` with the quick profile's fixed settings (not yet its step count)."""
+    train = dataclasses.replace(config.train, grad_accum=1, eval_steps=0, learning_rate=QUICK_LEARNING_RATE,
+                                warmup_ratio=QUICK_WARMUP, lr_scheduler="cosine")
+    model = config.model
+    if not cuda:
+        model = dataclasses.replace(model, quantization="none", compute_dtype="float32")
+        train = dataclasses.replace(train, precision="fp32", optimizer="adamw_torch", gradient_checkpointing="off")
+    return dataclasses.replace(config, model=model, train=train)
+
+
+def size_quick(config: Any, data: DataSize, probe: Probe, *,
+               budget_seconds: float = QUICK_BUDGET_SECONDS) -> tuple[Any, RunTime]:
+    """``config`` (already ``quick_settings``) with ``max_steps`` fitted to the budget, and its time.
+
+    Raises ``UserError`` when the machine is too slow for even ``MIN_QUICK_STEPS`` steps.
+    """
+    probe_free = dataclasses.replace(config.train, max_steps=1)
+    one_step = run_time(probe_free, data, probe)
+    per_step = one_step.train_seconds
+    available = budget_seconds * QUICK_MARGIN - one_step.setup_seconds - one_step.eval_seconds
+    steps = int(available // per_step) if per_step > 0 else 0
+    full = total_steps(dataclasses.replace(config.train, max_steps=0), data.train_examples)
+    steps = min(steps, full)
+    if steps < MIN_QUICK_STEPS:
+        raise UserError(f"this machine trains at {probe.tokens_per_second:,.0f} tokens/s: a quick run fits only "
+                        f"{max(steps, 0)} steps in {duration_words(budget_seconds)}",
+                        fix="train on a GPU, or set train.max_steps yourself and accept a longer run")
+    train = dataclasses.replace(config.train, max_steps=steps, save_steps=max(1, steps // 2))
+    sized = dataclasses.replace(config, train=train)
+    return sized, run_time(train, data, probe)
+
+
+def quick_changes(before: Any, after: Any) -> list[str]:
+    """'section.key: old → new' for every setting the quick profile changed."""
+    changes = []
+    for section in ("model", "train", "data"):
+        old, new = getattr(before, section), getattr(after, section)
+        for spec in dataclasses.fields(old):
+            if getattr(old, spec.name) != getattr(new, spec.name):
+                changes.append(f"{section}.{spec.name}: {getattr(old, spec.name)!r} → {getattr(new, spec.name)!r}")
+    return changes
