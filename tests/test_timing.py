@@ -48,6 +48,7 @@ def test_quick_profile_on_a_two_core_cpu_fits_fifteen_minutes():
     assert (config.model.quantization, config.train.precision, config.train.optimizer) == ("none", "fp32",
                                                                                              "adamw_torch")
     assert config.train.grad_accum == 1 and config.train.learning_rate == QUICK_LEARNING_RATE
+    assert config.data.validation_fraction == 0.02 and config.data.test_fraction == Config().data.test_fraction
     sized, estimate = size_quick(config, DATA, CPU_PROBE)
     # (900 s x 0.85 - 41 s start-up - 92 s validation) / (4 x 144.6 tokens / 50 tokens/s) = 54 steps
     assert sized.train.max_steps == estimate.steps == 54
