@@ -50,8 +50,9 @@ def test_quick_profile_on_a_two_core_cpu_fits_fifteen_minutes():
     assert config.train.grad_accum == 1 and config.train.learning_rate == QUICK_LEARNING_RATE
     assert config.data.validation_fraction == 0.02 and config.data.test_fraction == Config().data.test_fraction
     sized, estimate = size_quick(config, DATA, CPU_PROBE)
-    # (900 s x 0.85 - 41 s start-up - 92 s validation) / (4 x 144.6 tokens / 50 tokens/s) = 54 steps
-    assert sized.train.max_steps == estimate.steps == 54
+    # (900 s x 0.85 - 41 s start-up - 92 s validation) / (144.6 tokens / 50 tokens/s) = 218 examples,
+    # 54 steps of 4
+    assert sized.train.batch_size == 4 and sized.train.max_steps == estimate.steps == 54
     assert 0.7 * QUICK_BUDGET_SECONDS < estimate.total_seconds <= QUICK_BUDGET_SECONDS
     assert sized.train.eval_steps == 0 and estimate.evaluations == 1
     changes = quick_changes(Config(), sized)
@@ -65,9 +66,20 @@ def test_quick_profile_follows_the_data_and_the_machine():
     assert size_quick(config, longer, CPU_PROBE)[0].train.max_steps < base_steps / 3  # longer prompts: fewer steps
     faster = dataclasses.replace(CPU_PROBE, seconds=5.0, forward_seconds=0.625)
     assert size_quick(config, DATA, faster)[0].train.max_steps > 3 * base_steps
-    crawling = dataclasses.replace(CPU_PROBE, seconds=500.0)
-    with pytest.raises(UserError, match="fits only"):
+    crawling = dataclasses.replace(CPU_PROBE, seconds=1000.0)  # 1 token/s: 4 examples in the budget
+    with pytest.raises(UserError, match="would see only 4 examples"):
         size_quick(config, DATA, crawling)
+
+
+def test_quick_profile_with_long_retrieval_prompts_on_a_loaded_cpu_takes_smaller_steps():
+    grounded = DataSize(train_examples=1229, train_tokens=624_277, validation_examples=24, validation_tokens=10_766,
+                        setup_seconds=23.0)
+    loaded = dataclasses.replace(CPU_PROBE, micro_batch=1, tokens=508, seconds=508 / 15, forward_tokens=508,
+                                 forward_seconds=508 / 45)
+    sized, estimate = size_quick(quick_settings(Config(), cuda=False), grounded, loaded)
+    # (765 s - 58 s start-up - 239 s validation) / 33.9 s an example = 13 examples: 13 steps of 1, not 3 of 4
+    assert (sized.train.batch_size, sized.train.max_steps) == (1, 13)
+    assert estimate.total_seconds <= QUICK_BUDGET_SECONDS
 
 
 def test_quick_profile_on_a_gpu_keeps_the_configs_precision():

@@ -99,11 +99,15 @@ def measure(config: Any, tokenizer: Any, data: Any, *, timed: int = TIMED_MICRO_
 
     flash = getattr(model.config, "_attn_implementation", "") in ("flash_attention_2", VARLEN)
     collator = make_collator(tokenizer, packed=config.train.padding_free, flash_attention=flash)
+    # On a CPU a packed row of a few hundred tokens already fills the cores, so the probe times
+    # single examples there (its tokens/s is what the run's step time is computed from) and a
+    # probe of retrieval-length prompts on a loaded 2-core machine stays around a minute. A GPU's
+    # speed depends on the micro-batch, so it is timed at the plan's.
+    per_batch = plan.micro_batch if plan.device == "cuda" else 1
     rng = random.Random(config.train.seed)
-    wanted = plan.micro_batch * (timed + 1)
+    wanted = per_batch * (timed + 1)
     indices = [rng.randrange(len(data.train)) for _ in range(wanted)]
-    batches = [collator([data.train[i] for i in indices[k:k + plan.micro_batch]])
-               for k in range(0, wanted, plan.micro_batch)]
+    batches = [collator([data.train[i] for i in indices[k:k + per_batch]]) for k in range(0, wanted, per_batch)]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.train.learning_rate)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.precision)
     autocast = (lambda: torch.autocast(plan.device, dtype=dtype)) if dtype else (lambda: torch.autocast(
@@ -146,7 +150,7 @@ def measure(config: Any, tokenizer: Any, data: Any, *, timed: int = TIMED_MICRO_
     if plan.device == "cuda":
         torch.cuda.empty_cache()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return Probe(plan.device, name, plan.precision, plan.micro_batch, tokens, seconds,
+    return Probe(plan.device, name, plan.precision, per_batch, tokens, seconds,
                  int(real_token_count(batches[1])), forward_seconds, load_seconds,
                  dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), load)
 

@@ -8,8 +8,8 @@ after a night. Two parts:
    no gradient checkpointing, one micro-batch per step (more updates for the same
    tokens), a small validation set checked only at the end, and a learning rate for a
    short schedule with a 10% warm-up. On a GPU the config's own settings stay.
-2. ``size_quick``: the number of steps, from the timing probe measured *with those
-   settings* on this machine and the real data's mean example length — never a constant,
+2. ``size_quick``: the micro-batch and number of steps, from the timing probe measured *with
+   those settings* on this machine and the real data's mean example length — never a constant,
    so the profile stays right when the data or the machine changes. The budget is split
    into start-up (``timing.run_time``: measured data build and model load plus an
    allowance), the final validation pass (measured forward speed) and training;
@@ -28,7 +28,8 @@ from carexpert.training.timing import DataSize, Probe, RunTime, duration_words, 
 
 QUICK_BUDGET_SECONDS = 15 * 60
 QUICK_MARGIN = 0.85  # plan for 85% of the budget: the probe's speed is a few steps on a shared machine
-MIN_QUICK_STEPS = 8
+MIN_QUICK_EXAMPLES = 8  # fewer examples teach nothing measurable: refuse and say why
+MIN_QUICK_UPDATES = 12  # optimizer steps a quick run gets at least (smaller micro-batches when needed)
 QUICK_LEARNING_RATE = 1e-3  # chosen from benchmarks/quick_lr.py on the CPU (docs/evaluation.md)
 QUICK_WARMUP = 0.1
 # 2% of the non-test pairs (24 of the builtin set's) for the validation loss: the full 10% cost a
@@ -62,24 +63,27 @@ def quick_settings(config: Any, *, cuda: bool) -> Any:
 
 def size_quick(config: Any, data: DataSize, probe: Probe, *,
                budget_seconds: float = QUICK_BUDGET_SECONDS) -> tuple[Any, RunTime]:
-    """``config`` (already ``quick_settings``) with ``max_steps`` fitted to the budget, and its time.
+    """``config`` (already ``quick_settings``) with its micro-batch and ``max_steps`` fitted to the budget.
 
-    Raises ``UserError`` when the machine is too slow for even ``MIN_QUICK_STEPS`` steps.
+    The budget buys a number of training examples (mean tokens per example over the measured
+    tokens/s). They are spread over at least ``MIN_QUICK_UPDATES`` optimizer steps where the
+    configured micro-batch would give fewer (long retrieval prompts on a slow CPU), never more
+    than the configured epochs. Raises ``UserError`` below ``MIN_QUICK_EXAMPLES`` examples.
     """
-    probe_free = dataclasses.replace(config.train, max_steps=1)
-    one_step = run_time(probe_free, data, probe)
-    per_step = one_step.train_seconds
+    one_step = run_time(dataclasses.replace(config.train, max_steps=1, batch_size=1), data, probe)
+    per_example = one_step.train_seconds
     available = budget_seconds * QUICK_MARGIN - one_step.setup_seconds - one_step.eval_seconds
-    steps = int(available // per_step) if per_step > 0 else 0
-    full = total_steps(dataclasses.replace(config.train, max_steps=0), data.train_examples)
-    steps = min(steps, full)
-    if steps < MIN_QUICK_STEPS:
-        raise UserError(f"this machine trains at {probe.tokens_per_second:,.0f} tokens/s: a quick run fits only "
-                        f"{max(steps, 0)} steps in {duration_words(budget_seconds)}",
+    examples = int(available // per_example) if per_example > 0 else 0
+    if examples < MIN_QUICK_EXAMPLES:
+        raise UserError(f"this machine trains at {probe.tokens_per_second:,.0f} tokens/s: a quick run would see "
+                        f"only {max(examples, 0)} examples of {data.mean_tokens:,.0f} tokens in "
+                        f"{duration_words(budget_seconds)}",
                         fix="train on a GPU, or set train.max_steps yourself and accept a longer run")
-    train = dataclasses.replace(config.train, max_steps=steps, save_steps=max(1, steps // 2))
-    sized = dataclasses.replace(config, train=train)
-    return sized, run_time(train, data, probe)
+    micro = max(1, min(config.train.batch_size, examples // MIN_QUICK_UPDATES))
+    full = total_steps(dataclasses.replace(config.train, max_steps=0, batch_size=micro), data.train_examples)
+    steps = min(examples // micro, full)
+    train = dataclasses.replace(config.train, batch_size=micro, max_steps=steps, save_steps=max(1, steps // 2))
+    return dataclasses.replace(config, train=train), run_time(train, data, probe)
 
 
 def quick_changes(before: Any, after: Any) -> list[str]:
