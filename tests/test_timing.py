@@ -48,7 +48,7 @@ def test_quick_profile_on_a_two_core_cpu_fits_fifteen_minutes():
     assert (config.model.quantization, config.train.precision, config.train.optimizer) == ("none", "fp32",
                                                                                              "adamw_torch")
     assert config.train.grad_accum == 1 and config.train.learning_rate == QUICK_LEARNING_RATE
-    assert config.data.validation_fraction == 0.02 and config.data.test_fraction == Config().data.test_fraction
+    assert config.data.validation_fraction == 0.01 and config.retrieval.top_k == 1 and config.data.test_fraction == Config().data.test_fraction
     sized, estimate = size_quick(config, DATA, CPU_PROBE)
     # (900 s x 0.85 - 41 s start-up - 92 s validation) / (144.6 tokens / 50 tokens/s) = 218 examples,
     # 54 steps of 4
