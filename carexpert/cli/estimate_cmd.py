@@ -65,9 +65,14 @@ def run_estimate(args: argparse.Namespace) -> int:
     config = load_or_default(args.config)
     if args.quick and args.no_probe:
         raise UserError("--quick is sized from the probe", fix="drop --no-probe")
-    runtime, changes = None, []
+    runtime, changes, unmeasured = None, [], None
     if not args.no_probe:
-        config, runtime, changes = timed_config(config, args, quiet=args.json)
+        try:
+            config, runtime, changes = timed_config(config, args, quiet=args.json)
+        except UserError as error:
+            if args.quick or args.json:
+                raise
+            unmeasured = error  # the memory estimate needs no model load: still show it
     gpu_name, gpu_memory = detected_gpu()
     gpu_name = args.gpu_name or gpu_name
     gpu_memory = args.gpu_memory or gpu_memory
@@ -97,6 +102,8 @@ def run_estimate(args: argparse.Namespace) -> int:
                       f"(assumes {result.tokens_per_step} tokens/step at 35% of {result.peak_tflops:g} TFLOP/s)")
     if runtime is not None:
         print_time(console, runtime, changes)
+    if unmeasured is not None:
+        console.print(f"[yellow]time: not measured: {unmeasured.render()}[/yellow]", highlight=False)
     if gpu_memory:
         fits = result.peak_bytes / GIB <= gpu_memory * 0.95
         console.print(f"[{'green' if fits else 'red'}]{'fits' if fits else 'does not fit'}[/] "

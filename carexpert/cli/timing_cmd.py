@@ -42,7 +42,8 @@ def timed_config(config: Any, args: argparse.Namespace, *, quiet: bool = False) 
     if getattr(args, "quick", False):
         sized, runtime = quick_profile(config, cuda=cuda_available(), reprobe=args.reprobe, progress=progress)
         return sized, runtime, quick_changes(config, sized)
-    return config, estimate_run_time(config, reprobe=args.reprobe, progress=progress), []
+    world_size = max(1, getattr(args, "gpus", 1) or 1)  # data-parallel ranks share the tokens
+    return config, estimate_run_time(config, reprobe=args.reprobe, world_size=world_size, progress=progress), []
 
 
 def print_time(console: Console, runtime: Any, changes: list[str]) -> None:

@@ -149,7 +149,8 @@ def time_line(estimate: RunTime) -> str:
     """One line for the CLI and the Train screen, e.g.
     '213 steps x 16 sequences, 0.49 M tokens: about 5 h 40 min on 2 CPU threads (measured 27 tokens/s)'."""
     probe = estimate.probe
-    return (f"{estimate.steps} steps x {estimate.sequences_per_step} sequences, {tokens_words(estimate.tokens)} "
+    sequences = f"{estimate.sequences_per_step} sequence{'s' if estimate.sequences_per_step != 1 else ''}"
+    return (f"{estimate.steps} steps x {sequences}, {tokens_words(estimate.tokens)} "
             f"tokens: {duration_words(estimate.total_seconds)} on {probe.device_name} "
             f"(measured {probe.tokens_per_second:,.0f} tokens/s training)")
 
