@@ -55,6 +55,7 @@ def test_quick_profile_on_a_two_core_cpu_fits_fifteen_minutes():
     assert sized.train.batch_size == 4 and sized.train.max_steps == estimate.steps == 54
     assert 0.7 * QUICK_BUDGET_SECONDS < estimate.total_seconds <= QUICK_BUDGET_SECONDS
     assert sized.train.eval_steps == 0 and estimate.evaluations == 1
+    assert sized.train.max_minutes == 12.8  # (900 s - 41 s start-up - 92 s validation) / 60: the hard stop
     changes = quick_changes(Config(), sized)
     assert "model.quantization: 'nf4' → 'none'" in changes and "train.max_steps: 0 → 54" in changes
 

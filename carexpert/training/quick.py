@@ -14,7 +14,8 @@ after a night. Two parts:
    so the profile stays right when the data or the machine changes. The budget is split
    into start-up (``timing.run_time``: measured data build and model load plus an
    allowance), the final validation pass (measured forward speed) and training;
-   ``QUICK_MARGIN`` keeps a share for a busier machine. The probe is reused for at most
+   ``QUICK_MARGIN`` keeps a share for a busier machine, and ``train.max_minutes`` stops
+   training when the budget is spent however busy it got. The probe is reused for at most
    ``QUICK_PROBE_MAX_AGE`` (the estimate shown, then the start), since the load of a shared
    machine, and with it the speed, changes over the day.
 """
@@ -92,7 +93,13 @@ def size_quick(config: Any, data: DataSize, probe: Probe, *,
     full = total_steps(dataclasses.replace(config.train, max_steps=0, batch_size=micro), data.train_examples)
     steps = min(examples // micro, full)
     train = dataclasses.replace(config.train, batch_size=micro, max_steps=steps, save_steps=max(1, steps // 2))
-    return dataclasses.replace(config, train=train), run_time(train, data, probe)
+    estimate = run_time(train, data, probe)
+    # The guard for a machine that gets busier after the probe: training stops when the budget
+    # left after start-up and the final validation is used up (measured on the shared machine:
+    # a run sized for 13 minutes at load 8.5 took 24 at load 10-12 without it).
+    limit = (budget_seconds - estimate.setup_seconds - estimate.eval_seconds) / 60
+    train = dataclasses.replace(train, max_minutes=round(max(limit, 1.0), 1))
+    return dataclasses.replace(config, train=train), estimate
 
 
 def quick_changes(before: Any, after: Any) -> list[str]:

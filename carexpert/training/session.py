@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from carexpert.runs.paths import RunPaths
-from carexpert.training.callbacks import CheckpointCallback, EventsCallback, StallWatchdog, StopCallback
+from carexpert.training.callbacks import (CheckpointCallback, EventsCallback, StallWatchdog, StopCallback,
+                                          TimeLimitCallback)
 from carexpert.training.data import TrainingData, load_training_data
 from carexpert.training.model_setup import device_for_rank, load_for_training, load_tokenizer_for_training
 from carexpert.training.plan import TrainPlan, make_plan
@@ -84,6 +85,8 @@ class TrainingSession:
                      CheckpointCallback(self.reporter, config=config, fingerprint=self.data.fingerprint,
                                         plan=self.plan_record(), keep=config.train.save_total_limit),
                      StopCallback(self.stop, self.reporter), events, watchdog]
+        if config.train.max_minutes > 0:
+            callbacks.insert(len(self.extra_callbacks), TimeLimitCallback(config.train.max_minutes, self.reporter))
         if config.train.tensorboard and self.ranks.rank == 0:
             callbacks.append(_tensorboard_callback(self.run_paths.tensorboard))
         self.trainer = CarexpertTrainer(
