@@ -53,7 +53,7 @@ class TrainScreen(ModeScreen):
     BINDINGS = [
         Binding("s", "start_training", "Start", id="start-training",
                 tooltip="Start a run with the chosen config (its time is measured and shown first)"),
-        Binding("q", "quick_run", "Quick run", id="quick-run",
+        Binding("q", "quick_run", "Quick", id="quick-run",
                 tooltip="A short run sized to finish in about 15 minutes on this machine (no GPU needed)"),
         Binding("e", "estimate_time", "Time", id="estimate-time",
                 tooltip="How long the configured run takes here: steps, tokens, a measured probe"),
@@ -84,7 +84,7 @@ class TrainScreen(ModeScreen):
         with Horizontal(id="train-main"):
             with Vertical(id="runs-box", classes="box"):
                 yield Label(id="train-config")
-                yield Label("time: e measures it (s and q measure first)", id="train-time")
+                yield Label("time: e measures it", id="train-time")
                 yield RunList(id="run-list")
             with Vertical(id="run-view"):
                 yield Label("Select a run, or press s to start one.", id="run-title")
