@@ -23,9 +23,11 @@ EXIT_GRACE_S = 2.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from carexpert_tui.screens.registry import MODE_SCREENS  # the one list of modes
+
     parser = argparse.ArgumentParser(prog="carexpert-tui", description="The carexpert terminal app.")
     parser.add_argument("--config", "-c", metavar="FILE", help="config file (default: $CAREXPERT_CONFIG or ./carexpert.toml)")
-    parser.add_argument("--mode", choices=["system", "config", "train", "eval", "chat"], default=None,
+    parser.add_argument("--mode", choices=list(MODE_SCREENS), default=None,
                         help="the mode to open on (default: system)")
     parser.add_argument("--serve", action="store_true", help="serve the app to a web browser instead")
     parser.add_argument("--host", default="localhost",

@@ -29,8 +29,9 @@ from carexpert_tui.messages import GpuSampled, RunsListed
 from carexpert_tui.run_rows import RunRow, scan_runs
 from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.screens.help import HelpScreen
-from carexpert_tui.screens.registry import MODE_SCREENS, screen_factory
+from carexpert_tui.screens.registry import MODE_SCREENS, mode_bindings, screen_factory
 from carexpert_tui.services import Services
+from carexpert_tui.terminal_keys import deliver_alt_digits
 from carexpert_tui.themes import APP_VARIABLES, BRAND_THEME, BRAND_THEME_NAME, load_themes
 
 
@@ -45,16 +46,7 @@ class CarExpertApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDING_GROUP_TITLE = "Everywhere"
     BINDINGS = [
-        Binding("1", "app.switch_mode('system')", "System", id="mode-system",
-                tooltip="Environment checks, GPUs, RAM and CPU"),
-        Binding("2", "app.switch_mode('config')", "Config", id="mode-config",
-                tooltip="Edit and save the configuration"),
-        Binding("3", "app.switch_mode('train')", "Train", id="mode-train",
-                tooltip="Start, stop and watch training runs"),
-        Binding("4", "app.switch_mode('eval')", "Eval", id="mode-eval",
-                tooltip="Browse a run's evaluation: base vs tuned"),
-        Binding("5", "app.switch_mode('chat')", "Chat", id="mode-chat",
-                tooltip="Chat with the base model or a run's adapter"),
+        *mode_bindings(),
         Binding("question_mark,f1", "show_help", "Help", id="help", tooltip="Every key binding"),
         Binding("f2", "show_knowledge", "Knowledge", id="knowledge",
                 tooltip="Search the knowledge store: the passages the expert reads"),
@@ -74,6 +66,7 @@ class CarExpertApp(App):
     def __init__(self, config_path: str | os.PathLike | None = None, *, services: Services | None = None,
                  mode: str | None = None, themes_folder: Path | None = None):
         super().__init__()
+        deliver_alt_digits()  # alt+number switches modes from classic terminals too
         self.services = services or Services()
         self._start_mode = mode or self.DEFAULT_MODE
         self._startup_notes: list[tuple[str, str]] = []
@@ -236,6 +229,8 @@ class CarExpertApp(App):
     # --- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "switch_mode" and self.screen.is_modal:
+            return False  # a dialog is open: answer it first (alt+number is a priority key)
         if action == "switch_mode" and parameters and self.current_mode == parameters[0]:
             return None
         return True

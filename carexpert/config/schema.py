@@ -157,6 +157,10 @@ class TrainConfig:
     dist_timeout_s: int = setting(
         600, "With several GPUs: how long a rank waits for the others in one collective before the run "
         "fails (a hung or dead rank ends the run instead of stalling it forever).", min=1, max=86400)
+    max_minutes: float = setting(
+        0.0, "Stop training at the first step after this many minutes, then validate and save the adapter "
+        "as usual; 0 = no limit. The quick profile sets it so a busier machine still finishes on time.",
+        min=0.0, max=1_000_000.0)
 
 
 @dataclass
