@@ -151,7 +151,18 @@ def choose_next(logits: torch.Tensor, seen: torch.Tensor, banned: torch.Tensor, 
     temperature, top_p] so one recorded step serves every value of them; ``params``
     supplies only greedy vs sampling and top-k.
     """
-    logits = penalize(logits, seen, knobs[0]).masked_fill(banned, float("-inf"))
+    logits = adjusted_logits(logits, seen, banned, knobs)
+    return choose_from_adjusted(logits, knobs, params, generator)
+
+
+def adjusted_logits(logits: torch.Tensor, seen: torch.Tensor, banned: torch.Tensor, knobs: torch.Tensor) -> torch.Tensor:
+    """Float32 logits after the repetition penalty and ``suppress_tokens`` (the part that fuses into the forward)."""
+    return penalize(logits.float(), seen, knobs[0]).masked_fill(banned, float("-inf"))
+
+
+def choose_from_adjusted(logits: torch.Tensor, knobs: torch.Tensor, params: SamplingParams,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """Greedy or sampled choice from ``adjusted_logits``' output (see ``choose_next``)."""
     if params.greedy:
         return logits.argmax(-1, keepdim=True)
     logits = logits / knobs[1]

@@ -43,8 +43,10 @@ from carexpert.chat.decode_step import (
     SLIDING,
     FixedCache,
     SamplingParams,
+    adjusted_logits,
     attention_masks,
     cache_keyword,
+    choose_from_adjusted,
     choose_next,
     knob_values,
     layer_kinds,
@@ -140,9 +142,9 @@ class GraphDecoder:
         self.events = [torch.cuda.Event() for _ in range(slots)] if graphs else []
         self.recorded: dict[tuple, torch.cuda.CUDAGraph] = {}
         self.pool: Any = None
-        self._forward_step = self._logits
+        self._forward_step = self._scores
         if compile_step:
-            self._forward_step = torch.compile(self._logits, dynamic=False)
+            self._forward_step = torch.compile(self._scores, dynamic=False)
 
     # ----- the model call ------------------------------------------------------------------
     def _logits(self, ids: torch.Tensor) -> torch.Tensor:
@@ -159,9 +161,13 @@ class GraphDecoder:
                            logits_to_keep=1, **{self.cache_keyword: cache})
         return output.logits[:, -1].float()
 
+    def _scores(self, ids: torch.Tensor) -> torch.Tensor:
+        """The step's logits after the penalty and suppressed tokens: the part ``torch.compile`` fuses."""
+        return adjusted_logits(self._logits(ids), self.seen, self.banned, self.knobs)
+
     def _step(self, params: SamplingParams) -> None:
         """One token: forward the last token, choose the next, advance. Only fixed buffers change."""
-        chosen = choose_next(self._forward_step(self.token), self.seen, self.banned, self.knobs, params)
+        chosen = choose_from_adjusted(self._forward_step(self.token), self.knobs, params)
         self.seen.scatter_(1, chosen, True)
         self.token.copy_(chosen)
         self.cache.position.add_(1)
@@ -289,7 +295,7 @@ class GraphDecoder:
                     raise
                 self.compile_error = f"{type(error).__name__}: {_first_line(error)}"
                 self.compile_step = False
-                self._forward_step = self._logits
+                self._forward_step = self._scores
                 self.recorded.clear()
                 self.pool = None
                 if self.graphs_enabled:
