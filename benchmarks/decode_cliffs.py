@@ -65,11 +65,11 @@ def embedded_chat(quick: bool) -> dict:
     """The 20-answer set and the steady state through ChatSession, on the embedded model."""
     import torch
 
-    import carexpert.chat.session as session_module
+    import carexpert.chat.engine as engine_module
     from carexpert.chat import ChatSession
     from carexpert.config.schema import Config
 
-    session_module.stop_strings = lambda: []  # full-length answers: the chat's stop strings would cut some short
+    engine_module.stop_strings = lambda: []  # full-length answers: the chat's stop strings would cut some short
     config = Config()
     config.chat.fast_path = "merged"
     messages: list[str] = []

@@ -144,7 +144,7 @@ def chat_config(folder, **chat):
 
 
 def test_chat_on_a_cpu_uses_the_own_loop_and_answers_like_generate(gemma_dir, monkeypatch):
-    import carexpert.chat.session as session_module
+    import carexpert.chat.engine as session_module
     from carexpert.chat import ChatSession
     from carexpert.chat.fast import DecodePlan
 
@@ -169,7 +169,7 @@ def test_the_default_cpu_plan_decodes_with_the_own_loop():
 
 
 def test_when_the_loop_cannot_be_set_up_chat_falls_back_to_generate_and_says_so(gemma_dir, monkeypatch):
-    import carexpert.chat.session as session_module
+    import carexpert.chat.engine as session_module
     from carexpert.chat import ChatSession
     from carexpert.chat.fast import DecodePlan
 
