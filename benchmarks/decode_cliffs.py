@@ -69,7 +69,7 @@ def embedded_chat(quick: bool) -> dict:
     from carexpert.chat import ChatSession
     from carexpert.config.schema import Config
 
-    engine_module.stop_strings = lambda: []  # full-length answers: the chat's stop strings would cut some short
+    engine_module.stop_strings = list  # no stop strings, full-length answers: the chat's stop strings would cut some short
     config = Config()
     config.chat.fast_path = "merged"
     messages: list[str] = []
@@ -90,12 +90,18 @@ def embedded_chat(quick: bool) -> dict:
                 "tokens_per_s": stats.tokens_per_second, "ttft_ms": 1000 * stats.time_to_first_token,
                 "finish_reason": stats.finish_reason}
 
+    from carexpert.chat.graph_decode import decoder_for
+
+    decoder = decoder_for(session.model)
+    before = decoder.answers if decoder else 0
     answers = [answer(length) for length in lengths]
     steady_runs = [answer(24 if quick else STEADY_LENGTH) for _ in range(STEADY_REPEATS)]
+    through_loop = (decoder.answers - before) if decoder else 0
     steady = statistics.median(run["tokens_per_s"] for run in steady_runs)
     for entry in answers:
         entry["of_steady"] = entry["tokens_per_s"] / steady
     result = {"plan": session.plan.describe(), "load_s_including_recording": load_s, "messages": messages,
+              "answers_through_own_loop": f"{through_loop} of {len(answers) + len(steady_runs)}",
               "sampling": session.sampling.as_dict(), "answers": answers, "steady_runs": steady_runs,
               "steady_tokens_per_s": steady, "min_of_steady": min(a["of_steady"] for a in answers),
               "first_answer_of_steady": answers[0]["of_steady"],
@@ -103,7 +109,6 @@ def embedded_chat(quick: bool) -> dict:
               "ttft_ms_max": max(a["ttft_ms"] for a in answers + steady_runs),
               "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0}
     result["bf16_greedy_agreement"] = bf16_agreement(session, quick)
-    del session
     return result
 
 
@@ -185,9 +190,8 @@ def exact_check(quick: bool) -> dict:
 def random_mistral(shape: str, four_bit: bool):
     """A Mistral-shaped model with random bf16 weights on the GPU; 4-bit: NF4 layers + an r=64 LoRA adapter."""
     import torch
-    from transformers import MistralConfig, MistralForCausalLM
-
     from bench_assets import SHAPES
+    from transformers import MistralConfig, MistralForCausalLM
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     config = MistralConfig(bos_token_id=1, eos_token_id=2, pad_token_id=None, **SHAPES[shape])
@@ -270,19 +274,26 @@ def seven_b(path: str, quick: bool) -> dict:
                                   eos_token_id=2, pad_token_id=0, suppress_tokens=[2])
     ids = torch.randint(3, 32000, (1, SEVEN_B_PROMPT), generator=torch.Generator().manual_seed(2))
     ids = ids.to(next(model.parameters()).device)
+    from carexpert.chat.graph_decode import decoder_for
+
+    decoder = decoder_for(model)
+    before = decoder.answers if decoder else 0
     runs = []
     for _ in range(SEVEN_B_REPEATS + 1):  # the first answer counts too: no untimed warm-up answer
         start = time.perf_counter()
         stamps = [moment for _, moment in stream_token_ids(model, ids, generation, threading.Event())]
         runs.append({"tokens": len(stamps), "ttft_ms": 1000 * (stamps[0] - start),
                      "tokens_per_s": (len(stamps) - 1) / (stamps[-1] - stamps[0])})
+    through_loop = (decoder.answers - before) if decoder else 0
     result = {"plan": plan.describe(), "messages": messages, "build_s": built_s, "record_s": record_s,
+              "answers_through_own_loop": f"{through_loop} of {len(runs)}",
               "prompt_tokens": SEVEN_B_PROMPT, "runs": runs,
               "tokens_per_s": statistics.median(r["tokens_per_s"] for r in runs),
               "ttft_ms": statistics.median(r["ttft_ms"] for r in runs),
               "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0}
     from carexpert.chat.graph_decode import detach
 
+    del decoder
     detach(model)
     del model
     if cuda:
@@ -312,7 +323,7 @@ def stage(results: dict, name: str, clock: Clock, needs_s: float, fn, *args) -> 
 def print_table(results: dict) -> None:
     chat = results.get("embedded")
     if chat and "answers" in chat:
-        print(f"\nembedded model: {chat['plan']}\nload {chat['load_s_including_recording']:.1f} s | steady "
+        print(f"\nembedded model: {chat['plan']} ({chat['answers_through_own_loop']} answers through the own loop)\nload {chat['load_s_including_recording']:.1f} s | steady "
               f"{chat['steady_tokens_per_s']:.0f} tokens/s | first answer {chat['first_answer_of_steady']:.0%} "
               f"of steady | worst answer {chat['min_of_steady']:.0%} | first token median "
               f"{chat['ttft_ms_median']:.1f} ms, max {chat['ttft_ms_max']:.1f} ms")
@@ -329,7 +340,8 @@ def print_table(results: dict) -> None:
     for path in ("7b_merged", "7b_4bit"):
         entry = results.get(path)
         if entry and "runs" in entry:
-            print(f"\nMistral-7B shape, {path[3:]}: {entry['plan']}\n  {entry['tokens_per_s']:.1f} tokens/s, first "
+            print(f"\nMistral-7B shape, {path[3:]}: {entry['plan']} ({entry['answers_through_own_loop']} answers "
+                  f"through the own loop)\n  {entry['tokens_per_s']:.1f} tokens/s, first "
                   f"token {entry['ttft_ms']:.0f} ms (median of {len(entry['runs'])}; first answer "
                   f"{entry['runs'][0]['tokens_per_s']:.1f} tokens/s) | build {entry['build_s']:.0f} s, record "
                   f"{entry['record_s']:.0f} s | peak {entry['peak_allocated_gib']:.1f} GiB")

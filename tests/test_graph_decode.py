@@ -13,7 +13,11 @@ import torch
 
 from carexpert.chat import graph_decode
 from carexpert.chat.decode_step import SamplingParams
-from carexpert.chat.graph_decode import DecodeRequest, GraphDecoder, request_from_generation_config
+from carexpert.chat.graph_decode import (
+    DecodeRequest,
+    GraphDecoder,
+    request_from_generation_config,
+)
 
 NEW_TOKENS = 40
 
