@@ -205,6 +205,7 @@ class GraphDecoder:
             if self.cache.keys[0] is None:  # allocate the cache before recording: its addresses go into the graph
                 self._logits(self.token)
                 self.cache.position.zero_()
+            rng_state = torch.cuda.get_rng_state(self.device)  # recording must not shift a seeded answer's draws
             stream = torch.cuda.Stream(self.device)
             stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(stream):
@@ -216,6 +217,7 @@ class GraphDecoder:
                 self._step(params)
             self.pool = graph.pool()
             self.recorded[key] = graph
+            torch.cuda.set_rng_state(rng_state, self.device)
         return self.recorded[key]
 
     # ----- answering -----------------------------------------------------------------------
@@ -227,15 +229,18 @@ class GraphDecoder:
         budget = min(request.max_new_tokens, room)
         if budget < 1:
             raise ValueError(f"a {prompt}-token prompt leaves no room in a {self.max_len}-token cache")
-        if seed is not None:
-            torch.manual_seed(seed)
         stop_event = stop_event or threading.Event()
         self.answers += 1
         with torch.inference_mode():
             ids = input_ids.to(self.device)
             if self.graphs_enabled:
-                yield from self._stream_recorded(ids, request, budget, stop_event)
+                graph = self._graph(request.params)
+                if seed is not None:
+                    torch.manual_seed(seed)
+                yield from self._stream_recorded(ids, request, budget, stop_event, graph)
             else:
+                if seed is not None:
+                    torch.manual_seed(seed)
                 yield from self._stream_eager(ids, request, budget, stop_event)
 
     def _stream_eager(self, ids: torch.Tensor, request: DecodeRequest, budget: int,
@@ -253,8 +258,7 @@ class GraphDecoder:
             position += 1
 
     def _stream_recorded(self, ids: torch.Tensor, request: DecodeRequest, budget: int,
-                         stop_event: threading.Event) -> Iterator[tuple[int, float]]:
-        graph = self._graph(request.params)
+                         stop_event: threading.Event, graph: torch.cuda.CUDAGraph) -> Iterator[tuple[int, float]]:
         self._prefill(ids, request)
         pending: collections.deque[int] = collections.deque()
         slots = len(self.events)
