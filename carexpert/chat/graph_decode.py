@@ -269,20 +269,21 @@ class GraphDecoder:
             pending.append(slot)
 
         read_back(0)
-        launched, emitted = 1, 0
-        while pending:
-            while launched < budget and len(pending) <= LOOKAHEAD:
-                graph.replay()
-                read_back(launched % slots)
-                launched += 1
-            slot = pending.popleft()
-            self.events[slot].synchronize()
-            token = int(self.host[slot])
-            emitted += 1
-            yield token, time.perf_counter()
-            if token in request.eos_token_ids or stop_event.is_set():
-                break
-        torch.cuda.current_stream(self.device).synchronize()  # the steps run ahead finish before anyone reuses buffers
+        launched = 1
+        try:
+            while pending:
+                while launched < budget and len(pending) <= LOOKAHEAD:
+                    graph.replay()
+                    read_back(launched % slots)
+                    launched += 1
+                slot = pending.popleft()
+                self.events[slot].synchronize()
+                token = int(self.host[slot])
+                yield token, time.perf_counter()
+                if token in request.eos_token_ids or stop_event.is_set():
+                    break
+        finally:  # the steps run ahead finish before anyone reuses the buffers
+            torch.cuda.current_stream(self.device).synchronize()
 
     # ----- set-up at load time -------------------------------------------------------------
     def warm_up(self, prompt_ids: torch.Tensor, requests: list[DecodeRequest]) -> None:
