@@ -37,7 +37,7 @@ stage() {  # stage NAME CAP command...
   echo "=== $name done rc=$rc in $(( SECONDS - t0 ))s"
 }
 pack() {  # pack PART FOLDER: every small file the part wrote, in one archive
-  tar -czf "$OUT/$1.tgz" --exclude='*.safetensors' --exclude='*.bin' --exclude='*.pt' --exclude='*.sqlite' \
+  tar -czf "$OUT/$1.tgz" --exclude='*.safetensors' --exclude='*.bin' --exclude='tokenizer*' --exclude='*.pt' --exclude='*.sqlite' \
     --exclude='checkpoint-*' --exclude='tensorboard' -C "$(dirname "$2")" "$(basename "$2")" 2>/dev/null
   ls -la "$OUT/$1.tgz"
 }

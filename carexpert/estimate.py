@@ -195,14 +195,42 @@ def compare_with_run(estimated_peak: int, measured_peak: int) -> dict[str, float
     return {"estimated_bytes": estimated_peak, "measured_bytes": measured_peak, "relative_error": error}
 
 
+MAX_CONFIG_JSON_BYTES = 4 * 1024 * 1024  # a model's config.json is a few KB; its tokenizer lives elsewhere
+
+
 def load_shape(path: str | Path) -> ModelShape:
-    """Shape from a model folder (config.json), a config.json file, or a .gguf file."""
-    target = Path(path)
-    if target.suffix == ".gguf":
-        return shape_from_gguf(target)
+    """Shape from a model folder (config.json), a config.json file, or a .gguf file.
+
+    What ``model.base_model`` names is checked first (``check_model_path``: a link
+    loop, a device, a folder without config.json, a file that is neither), and only a
+    regular config.json of at most ``MAX_CONFIG_JSON_BYTES`` is read; anything
+    unreadable is a UserError naming the key, never a crash or a read that never ends.
+    """
+    from carexpert.errors import UserError
+    from carexpert.fsutil import read_limited
+    from carexpert.modeling.resolve import KEY, check_model_path
+
+    target = check_model_path(Path(path))
+    where = f"{KEY} = {str(path)!r}"
+    if target.suffix.lower() == ".gguf":
+        try:
+            return shape_from_gguf(target)
+        except Exception as exc:  # noqa: BLE001 - a corrupt header can fail anywhere inside the reader
+            raise UserError(f"cannot read the GGUF header of {str(target)!r} ({type(exc).__name__})", where=where,
+                            fix="give a complete .gguf file, a model folder with config.json, or 'embedded'") from None
     if target.is_dir():
         target = target / "config.json"
-    return shape_from_config_json(json.loads(target.read_text(encoding="utf-8")))
+    raw = read_limited(target, MAX_CONFIG_JSON_BYTES, "the model's config.json",
+                       fix="point base_model at a model folder with a config.json")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        return shape_from_config_json(data)
+    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError, ZeroDivisionError) as exc:
+        what = f"lacks {exc}" if isinstance(exc, KeyError) else "is not a valid model config"
+        raise UserError(f"{str(target)!r} {what}", where=where,
+                        fix="point base_model at a transformers model folder (config.json with the model's shape)") from None
 
 
 def shape_for_model(base_model: str, cache_dir: str | None = None) -> ModelShape | None:
@@ -223,7 +251,7 @@ def shape_for_model(base_model: str, cache_dir: str | None = None) -> ModelShape
         gguf_path = default_output_path()
         return shape_from_gguf(gguf_path if gguf_path.exists() else assemble())
     target = Path(base_model).expanduser()
-    if target.exists():
+    if target.exists() or target.is_symlink():  # a dangling or looping link is said plainly by load_shape
         return load_shape(target)
     try:
         from huggingface_hub import try_to_load_from_cache

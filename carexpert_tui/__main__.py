@@ -3,10 +3,11 @@
     carexpert-tui                      # uses ./carexpert.toml (or $CAREXPERT_CONFIG), defaults if absent
     carexpert-tui --config my.toml     # another config file
     carexpert-tui --mode train         # open on a mode: system, config, train, eval, chat
-    carexpert-tui --serve --port 8000  # the same app in a browser tab (textual-serve; localhost only)
+    carexpert-tui --serve --port 8000  # the same app in a browser tab: open the URL it prints (with its token)
 
 Every browser tab runs its own app process; runs live in their own processes and files,
-so a tab, a terminal and a re-opened app all watch the same runs.
+so a tab, a terminal and a re-opened app all watch the same runs. Browser mode checks
+Host, Origin and a per-start token on every request (``carexpert_tui.serve``).
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ EXIT_GRACE_S = 2.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from carexpert_tui.screens.registry import MODE_SCREENS  # the one list of modes
+
     parser = argparse.ArgumentParser(prog="carexpert-tui", description="The carexpert terminal app.")
     parser.add_argument("--config", "-c", metavar="FILE", help="config file (default: $CAREXPERT_CONFIG or ./carexpert.toml)")
-    parser.add_argument("--mode", choices=["system", "config", "train", "eval", "chat"], default=None,
+    parser.add_argument("--mode", choices=list(MODE_SCREENS), default=None,
                         help="the mode to open on (default: system)")
     parser.add_argument("--serve", action="store_true", help="serve the app to a web browser instead")
-    parser.add_argument("--host", default="localhost", help="address to serve on (default: localhost)")
+    parser.add_argument("--host", default="localhost",
+                        help="address to serve on (default: localhost; another address exposes the app to the network)")
     parser.add_argument("--port", type=int, default=8000, help="port to serve on (default: 8000)")
+    parser.add_argument("--no-token", action="store_true",
+                        help="serve without the per-start token (localhost only; any local program could then "
+                             "drive the app)")
     return parser.parse_args(argv)
 
 
@@ -43,9 +50,14 @@ def serve_command(args: argparse.Namespace) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from textual_serve.server import Server
+    from carexpert_tui.serve import Guard, make_server, refusal
 
-    Server(serve_command(args), host=args.host, port=args.port, title="carexpert").serve()
+    guard = Guard(args.host, args.port, **({"token": None} if args.no_token else {}))
+    problem = refusal(guard)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    make_server(serve_command(args), guard).serve()
     return 0
 
 

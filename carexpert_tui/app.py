@@ -22,14 +22,16 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from carexpert.config import Config, ConfigError, default_config_path, load_or_default, update_user_file
 from carexpert.errors import UserError
 from carexpert.notify import notification_sequence, run_event_message
+from carexpert.textsafe import strip_controls
 from carexpert_tui.commands import CarExpertCommands
 from carexpert_tui.formatting import describe_error
 from carexpert_tui.messages import GpuSampled, RunsListed
 from carexpert_tui.run_rows import RunRow, scan_runs
 from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.screens.help import HelpScreen
-from carexpert_tui.screens.registry import MODE_SCREENS, screen_factory
+from carexpert_tui.screens.registry import MODE_SCREENS, mode_bindings, screen_factory
 from carexpert_tui.services import Services
+from carexpert_tui.terminal_keys import deliver_alt_digits
 from carexpert_tui.themes import APP_VARIABLES, BRAND_THEME, BRAND_THEME_NAME, load_themes
 
 
@@ -44,16 +46,7 @@ class CarExpertApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDING_GROUP_TITLE = "Everywhere"
     BINDINGS = [
-        Binding("1", "app.switch_mode('system')", "System", id="mode-system",
-                tooltip="Environment checks, GPUs, RAM and CPU"),
-        Binding("2", "app.switch_mode('config')", "Config", id="mode-config",
-                tooltip="Edit and save the configuration"),
-        Binding("3", "app.switch_mode('train')", "Train", id="mode-train",
-                tooltip="Start, stop and watch training runs"),
-        Binding("4", "app.switch_mode('eval')", "Eval", id="mode-eval",
-                tooltip="Browse a run's evaluation: base vs tuned"),
-        Binding("5", "app.switch_mode('chat')", "Chat", id="mode-chat",
-                tooltip="Chat with the base model or a run's adapter"),
+        *mode_bindings(),
         Binding("question_mark,f1", "show_help", "Help", id="help", tooltip="Every key binding"),
         Binding("f2", "show_knowledge", "Knowledge", id="knowledge",
                 tooltip="Search the knowledge store: the passages the expert reads"),
@@ -73,6 +66,7 @@ class CarExpertApp(App):
     def __init__(self, config_path: str | os.PathLike | None = None, *, services: Services | None = None,
                  mode: str | None = None, themes_folder: Path | None = None):
         super().__init__()
+        deliver_alt_digits()  # alt+number switches modes from classic terminals too
         self.services = services or Services()
         self._start_mode = mode or self.DEFAULT_MODE
         self._startup_notes: list[tuple[str, str]] = []
@@ -196,6 +190,13 @@ class CarExpertApp(App):
             # bytes to the terminal (App.bell does the same for BEL), so this is the one private use.
             self._driver.write(sequence)
 
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every toast shows its text as written: run errors, file names and key names come from disk,
+        so they are never read as markup and never carry terminal controls (``markup`` is ignored)."""
+        super().notify(strip_controls(str(message)), title=strip_controls(str(title)), severity=severity,
+                       timeout=timeout, markup=False)
+
     def live_runs(self) -> list[RunRow]:
         return [row for row in self.runs if row.live]
 
@@ -230,6 +231,8 @@ class CarExpertApp(App):
     # --- actions ------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "switch_mode" and self.screen.is_modal:
+            return False  # a dialog is open: answer it first (alt+number is a priority key)
         if action == "switch_mode" and parameters and self.current_mode == parameters[0]:
             return None
         return True

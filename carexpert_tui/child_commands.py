@@ -93,8 +93,11 @@ def config_args(config_path: Path | None) -> list[str]:
     return ["--config", str(config_path)] if config_path is not None else []
 
 
-async def start_training(services: Services, config_path: Path | None) -> CommandResult:
-    return await run_command(services, "train", *config_args(config_path), "--detach")
+async def start_training(services: Services, config_path: Path | None, *, quick: bool = False) -> CommandResult:
+    """``train --detach --yes [--quick]``: the screen has shown the time estimate and asked already."""
+    profile = ["--quick"] if quick else []
+    return await run_command(services, "train", *config_args(config_path), *profile, "--detach", "--yes",
+                             timeout=COMMAND_TIMEOUT_S * (4 if quick else 1))
 
 
 async def resume_training(services: Services, config_path: Path | None, run_id: str, *,

@@ -18,7 +18,7 @@ from carexpert.runs import LIVE_STATES, RunPaths, list_run_paths, read_status
 from carexpert.runs.artifacts import eval_results, has_adapter
 from carexpert.runs.control import run_state
 from carexpert.runs.events import stalled_now
-from carexpert.runs.lock import lock_is_held
+from carexpert.runs.lock import lock_is_held, read_holder
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,7 @@ def lock_holder(paths: RunPaths) -> tuple[bool, int | None]:
     """Whether some process holds the run's lock, and its pid as the lock file records it."""
     if not lock_is_held(paths.lock):
         return False, None
-    try:
-        return True, int(paths.lock.read_text(encoding="utf-8").strip() or 0) or None
-    except (OSError, ValueError):
-        return True, None
+    return True, read_holder(paths.lock)[0]
 
 
 def scan_runs(runs_dir: str | Path) -> list[RunRow]:

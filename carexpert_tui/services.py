@@ -123,10 +123,27 @@ def real_server_status(state_dir: Path) -> Any:
     return read_server_status(state_dir)
 
 
-def real_sanitize(text: str) -> str:
-    from carexpert.chat.sanitize import sanitize_output
+ESTIMATE_TIMEOUT_S = 900.0  # the first probe of a config loads the model and trains a few steps
 
-    return sanitize_output(text)
+
+async def real_estimate_time(services: Services, config_path: Path | None, quick: bool) -> dict[str, Any]:
+    """``carexpert estimate --json [--quick]`` in a child process: the time of the configured (or quick) run."""
+    result = await run_command(services, "estimate", "--json", *(["--quick"] if quick else []),
+                               *config_args(config_path), timeout=ESTIMATE_TIMEOUT_S)
+    for line in reversed(result.output.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    raise UserError("carexpert estimate could not time the run",
+                    details=[line for line in result.output.strip().splitlines() if line.strip()][-4:])
+
+
+def real_sanitize(text: str) -> str:
+    from carexpert.textsafe import strip_controls
+
+    return strip_controls(text)
 
 
 @dataclass
@@ -146,6 +163,7 @@ class Services:
     serve_dir: Path = Path("serve")
     """Where the API server started from the app keeps status.json and server.log (as ``carexpert serve``)."""
     model_shape: Callable[[str], Awaitable[Any]] = real_model_shape
+    estimate_time: Callable[[Services, Path | None, bool], Awaitable[dict[str, Any]]] = real_estimate_time
     gpu_poll_seconds: float = 2.0
     runs_poll_seconds: float = 1.0
     env: dict[str, str] = field(default_factory=dict)

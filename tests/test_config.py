@@ -29,13 +29,15 @@ def problems_of(text: str) -> list[str]:
     return [p.render("my.toml") for p in info.value.problems]
 
 
-def test_defaults_reproduce_the_seed_recipe():
+def test_defaults_are_the_seed_shape_with_the_measured_recipe():
     c = Config()
-    assert (c.model.quantization, c.model.double_quant, c.model.compute_dtype) == ("nf4", True, "bfloat16")
+    assert (c.model.double_quant, c.model.compute_dtype) == (True, "bfloat16")
     assert (c.lora.r, c.lora.alpha, c.lora.dropout) == (64, 16, 0.05)
-    assert c.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    # what scored best on the embedded model with retrieval (docs/evaluation.md): bf16 weights, all linear layers, 1e-3
+    assert c.model.quantization == "none"
+    assert c.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     # 'auto' is the seed's paged 8-bit AdamW for a 7B model on a GPU (tests/test_training_plan.py)
-    assert (c.train.optimizer, c.train.learning_rate) == ("auto", 2e-4)
+    assert (c.train.optimizer, c.train.learning_rate) == ("auto", 1e-3)
     assert (c.train.batch_size, c.train.grad_accum, c.train.lr_scheduler) == (4, 4, "cosine")
     assert (c.train.warmup_ratio, c.train.epochs, c.train.seed) == (0.03, 3.0, 42)
     assert c.data.max_length == 1024  # the seed's 512 plus room for the retrieved passages in every prompt

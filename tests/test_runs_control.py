@@ -97,7 +97,7 @@ def test_stop_sends_sigterm_to_the_runs_process(tmp_path):
                               "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "ready"
     paths = make_run(tmp_path, "live", "running", pid=child.pid)
-    with RunLock(paths.lock):
+    with RunLock(paths.lock).acquire(holder_pid=child.pid):  # as the launcher records its child
         assert stop_run(run_info(paths)) == child.pid
     assert child.wait(timeout=10) == 7
 

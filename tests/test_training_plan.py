@@ -77,6 +77,8 @@ def test_oom_advice_follows_the_runs_own_settings():
     assert folded[0]["changes"] == {"train.auto_micro_batch": False}
     assert not [a for a in folded if "gradient_checkpointing" in str(a["changes"])]
     config.train.batch_size, config.lora.r, config.data.max_length = 1, 8, 64
+    assert {"model.quantization": "nf4"} in [a["changes"] for a in oom_advice(config)]  # bf16 weights: 4-bit helps
+    config.model.quantization = "nf4"
     assert [a["changes"] for a in oom_advice(config)] == [{"train.gradient_checkpointing": "on"}]
 
 

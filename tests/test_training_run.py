@@ -236,3 +236,14 @@ def test_the_resume_fingerprint_matches_training_when_long_records_are_skipped(t
     run(config, paths)
     marker = checkpoints.read_marker(paths.checkpoints / "checkpoint-1")
     assert marker["dataset_fingerprint"] == data_fingerprint(config)
+
+
+def test_the_time_limit_ends_training_then_validates_and_saves_the_adapter(tiny_model_dir, dataset, tmp_path):
+    config = tiny_config(tiny_model_dir, dataset, max_steps=6, eval_steps=0, save_steps=100, max_minutes=0.0001)
+    paths = RunPaths(tmp_path / "limited")
+    assert run(config, paths).state == "finished"
+    events = read_events(paths.events)
+    assert max(losses(paths)) == 1  # 6 ms of budget: the first step boundary ends it
+    assert any("time limit: stopped after step 1 of 6" in e.get("message", "") for e in events if e["type"] == "notice")
+    assert [e["step"] for e in events if e["type"] == "eval"] == [1]  # validated as a finished run is
+    assert (paths.adapter / "adapter_config.json").is_file()

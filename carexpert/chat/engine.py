@@ -170,7 +170,8 @@ class ChatEngine:
         model.eval()
         self.model, self.tokenizer = model, tokenizer
         apply_plan(model, self.plan, max_cache_len=self.context_window)
-        self.plan = warm_up(model, tokenizer, self.plan, say)
+        self.plan = warm_up(model, tokenizer, self.plan, say, max_cache_len=self.context_window,
+                            sampling=SamplingSettings.from_config(config.chat))
         say("ready")
         return self
 

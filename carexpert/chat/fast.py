@@ -1,17 +1,21 @@
-"""The decoding path: which weights to load and how ``generate`` runs on them.
+"""The decoding path: which weights to load and which loop decodes them.
 
-Two paths on a GPU (``chat.fast_path``):
+Two weight paths on a GPU (``chat.fast_path``):
 
 - ``merged``: the adapter is merged into unquantized bf16 weights (no LoRA layers
-  left, no 4-bit dequantization per token), and on a GPU ``generate`` uses a static
-  KV cache, which lets transformers compile the decoding step with
-  ``torch.compile`` (mode ``reduce-overhead`` = CUDA graphs). A warm-up at load time
-  pays for the compilation before the first question.
-- ``4bit``: the quantized base + the adapter as trained; least memory. On a GPU it
-  is compiled too: transformers refuses to compile bitsandbytes models by default,
-  but bitsandbytes 0.50's 4-bit layers compile and replay as CUDA graphs (measured on
-  an H100 with a Mistral-7B-shaped model: 86 tokens/s compiled against 14 eager). If
-  the compiled warm-up fails on another version, the plan falls back to eager.
+  left, no 4-bit dequantization per token).
+- ``4bit``: the quantized base + the adapter as trained; least memory. bitsandbytes
+  0.50's 4-bit layers compile and replay as CUDA graphs (measured on an H100 with a
+  Mistral-7B-shaped model: 86 tokens/s compiled against 14 eager).
+
+Either way a GPU decodes with carexpert's own loop (``graph_decode``): an eager
+prefill, then one CUDA graph per token that holds the whole step (forward on a static
+cache, sampling, the next step's inputs), with the forward compiled by
+``torch.compile`` inside it. It replaced ``generate`` with a static cache and
+``torch.compile``, which fell off cliffs on the first answer after load and on answers
+crossing Gemma 3's sliding window (issue 14; docs/benchmarks.md). If recording the
+step fails, the plan falls back to that compiled ``generate`` and its reason says so;
+if compiling ``generate`` fails too, to eager ``generate``.
 
 The static cache holds at most ``STATIC_CACHE_TOKENS``: every decoding step attends
 over the whole static cache, and a cache the size of Mistral's 32,768-token context
@@ -23,7 +27,8 @@ the KV cache. The whole decision is ``choose_decode_plan``, one small pure funct
 that the benchmarks (issue 8) tune from measurements. On a CPU the fast path falls
 back cleanly to ``full``: unquantized float32 weights with the adapter unmerged
 (``modeling.load_for_inference`` merges in bf16, which CPUs without bf16 units run
-slowly), a dynamic cache, no compilation.
+slowly), decoded by the same own loop run eagerly (no graphs), with a cache sized
+to each answer.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ STATIC_CACHE_TOKENS = 4096  # prompt + answer in one turn; see the module docstr
 # KV cache, activations, the CUDA context and the allocator's slack.
 MERGED_HEADROOM_FRACTION = 0.25
 MERGED_HEADROOM_BYTES = 2 * GIB
+# Which loop decodes on a CPU: the own loop, eagerly (docs/benchmarks.md, "CPU chat decoding").
+CPU_DECODER = "loop"
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,15 @@ class DecodePlan:
                         # "full": unquantized (fp32 on a CPU), adapter unmerged
     device: str         # "cuda" or "cpu"
     static_cache: bool  # generate with cache_implementation="static"
-    compile: bool       # let generate compile the decoding step (needs the static cache)
+    compile: bool       # compile the decoding step (own loop: its forward; generate: its static-cache step)
     reason: str         # one line saying why, shown by the CLI and the app
+    decoder: str = "generate"  # "graph": own loop, one CUDA graph per token; "loop": own loop, eager (CPU);
+                               # "generate": transformers' generate
 
     def describe(self) -> str:
-        extras = [name for name, on in (("static cache", self.static_cache), ("compiled", self.compile)) if on]
+        loops = {"graph": "own decode loop in CUDA graphs", "loop": "own decode loop"}
+        extras = [name for name, on in (("static cache", self.static_cache), ("compiled", self.compile),
+                                        (loops.get(self.decoder, ""), self.decoder in loops)) if on]
         return f"{self.weights} weights on {self.device}" + (f" ({', '.join(extras)})" if extras else "") \
             + f": {self.reason}"
 
@@ -72,15 +83,15 @@ def choose_decode_plan(fast_path: str, *, device: str, quantization: str,
     """
     if device != "cuda":
         if fast_path == "4bit" and quantization != "none":
-            return DecodePlan("4bit", device, False, False, "chat.fast_path = '4bit' (slow on a CPU)")
+            return DecodePlan("4bit", device, False, False, "chat.fast_path = '4bit' (slow on a CPU)", CPU_DECODER)
         return DecodePlan("full", device, False, False,
-                          "no GPU: unquantized float32 weights, adapter unmerged, dynamic cache")
-    fast = DecodePlan("merged", device, True, True, "")
+                          "no GPU: unquantized float32 weights, adapter unmerged, cache sized per answer", CPU_DECODER)
+    fast = DecodePlan("merged", device, True, True, "", "graph")
     if quantization == "none":
         return dataclasses.replace(fast, reason="model.quantization = 'none': weights are unquantized anyway")
     if fast_path == "merged":
         return dataclasses.replace(fast, reason="chat.fast_path = 'merged'")
-    low_memory = DecodePlan("4bit", device, True, True, "")
+    low_memory = DecodePlan("4bit", device, True, True, "", "graph")
     if fast_path == "4bit":
         return dataclasses.replace(low_memory, reason="chat.fast_path = '4bit'")
     if weight_bytes_bf16 is None or free_bytes is None:
@@ -175,23 +186,32 @@ def uncompiled(model: Any, plan: DecodePlan, error: BaseException) -> DecodePlan
     generation.cache_implementation = None
     generation.disable_compile = True
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-    return dataclasses.replace(plan, static_cache=False, compile=False,
+    return dataclasses.replace(plan, static_cache=False, compile=False, decoder="generate",
                                reason=f"{plan.reason}; compiling failed ({type(error).__name__}: {first_line}), "
                                       "decoding uncompiled")
 
 
-def warm_up(model: Any, tokenizer: Any, plan: DecodePlan, progress: Callable[[str], None] | None = None) -> DecodePlan:
-    """Pay for compilation and CUDA-graph capture now, not on the user's first question.
+def warm_up(model: Any, tokenizer: Any, plan: DecodePlan, progress: Callable[[str], None] | None = None, *,
+            max_cache_len: int | None = None, sampling: Any = None) -> DecodePlan:
+    """Pay for compilation and CUDA-graph recording now, not on the user's first question.
 
-    Returns the plan in effect: ``plan``, or an uncompiled one if compiling failed.
+    Returns the plan in effect: ``plan``; or, when the own loop cannot be set up, the
+    ``generate`` plan with the reason; or an uncompiled one if compiling failed.
+    ``max_cache_len`` sizes the own loop's static cache (default: the one ``apply_plan``
+    gave generate); ``sampling`` (``SamplingSettings``) names the sampling graph to record
+    besides the greedy one.
     """
+    if plan.decoder != "generate":
+        plan = start_own_loop(model, tokenizer, plan, progress, max_cache_len=max_cache_len, sampling=sampling)
+        if plan.decoder != "generate":
+            return plan
     if not plan.compile:
         return plan
     import torch
 
     if progress:
         progress("warming up the compiled decoder (first time only)")
-    ids = tokenizer("Warm-up: how many cylinders does a V8 have?", return_tensors="pt")["input_ids"]
+    ids = tokenizer(WARM_UP_TEXT, return_tensors="pt")["input_ids"]
     ids = ids.to(model.device)
 
     def generate_three_times() -> None:
@@ -208,4 +228,52 @@ def warm_up(model: Any, tokenizer: Any, plan: DecodePlan, progress: Callable[[st
         if progress:
             progress(f"decoding path: {fallback.describe()}")
         return fallback
+    return plan
+
+
+WARM_UP_TEXT = "Warm-up: how many cylinders does a V8 have?"
+
+
+def start_own_loop(model: Any, tokenizer: Any, plan: DecodePlan, progress: Callable[[str], None] | None = None, *,
+                   max_cache_len: int | None = None, sampling: Any = None) -> DecodePlan:
+    """Build the own decode loop for ``model``, record its steps and attach it; the plan in effect.
+
+    Any failure (an attention kernel it cannot feed, a step that cannot be recorded as a
+    CUDA graph) detaches it and returns the ``generate`` plan, saying why.
+    """
+    from carexpert.chat import graph_decode
+    from carexpert.chat.decode_step import SamplingParams
+
+    graphs = plan.decoder == "graph"
+    if max_cache_len is None:
+        max_cache_len = getattr(model.generation_config, "max_cache_len", None) or STATIC_CACHE_TOKENS
+    requests = [SamplingParams(True)]
+    if sampling is not None and not sampling.greedy:
+        requests.append(SamplingParams(False, sampling.temperature, sampling.top_p, sampling.top_k,
+                                       sampling.repetition_penalty))
+    if progress and graphs:
+        progress("recording the decoding step as a CUDA graph (first time only)")
+
+    def build_and_record() -> graph_decode.GraphDecoder:
+        decoder = graph_decode.GraphDecoder(model, max_cache_len, graphs=graphs, compile_step=graphs and plan.compile)
+        ids = tokenizer(WARM_UP_TEXT, return_tensors="pt")["input_ids"]
+        decoder.warm_up(ids, [graph_decode.DecodeRequest(params, 4, frozenset()) for params in requests])
+        return decoder
+
+    try:
+        decoder = run_on_decode_thread(build_and_record)
+    except Exception as error:  # noqa: BLE001 - any failure: generate decodes instead, and the plan says why
+        graph_decode.detach(model)
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        fallback = dataclasses.replace(plan, decoder="generate", reason=(
+            f"{plan.reason}; own decode loop failed ({type(error).__name__}: {first_line}), decoding with generate"))
+        if progress:
+            progress(f"decoding path: {fallback.describe()}")
+        return fallback
+    graph_decode.attach(model, decoder)
+    if decoder.compile_error:
+        plan = dataclasses.replace(plan, compile=False, reason=(
+            f"{plan.reason}; compiling the step failed ({decoder.compile_error}), recorded it uncompiled"))
+        if progress:
+            progress(f"decoding path: {plan.describe()}")
     return plan

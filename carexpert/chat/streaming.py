@@ -1,9 +1,9 @@
-"""Token streaming: ``model.generate`` in a thread, token ids out through a queue.
+"""Token streaming: the decode loop in a thread, token ids out through a queue.
 
-Why ``generate`` and not a hand-written loop: it already runs the static KV cache,
-``torch.compile`` and CUDA graphs that the fast path needs (``fast.py``), and its
-stopping criteria are checked after every token, so an ``Event`` checked there stops
-generation within one token. Token ids (not text) cross the thread boundary with a
+The loop is carexpert's own (``graph_decode``) when one is attached to the model
+(``fast.warm_up`` does that) and the answer's settings are ones it implements, else
+``model.generate``. Either checks a stop ``Event`` after every token, so setting it
+stops generation within a token or two. Token ids (not text) cross the thread boundary with a
 timestamp each, so the consumer measures time to first token exactly and turns ids
 into text itself (``IncrementalDecoder``), holding back anything that could be the
 start of a stop string (``StopStringFilter``).
@@ -162,21 +162,29 @@ def _event_criteria(stop_event: threading.Event) -> Any:
 
 def stream_token_ids(model: Any, input_ids: Any, generation_config: Any,
                      stop_event: threading.Event, poll_seconds: float = 0.05) -> Iterator[tuple[int, float]]:
-    """Yield ``(token_id, perf_counter time)`` as ``generate`` produces them.
+    """Yield ``(token_id, perf_counter time)`` as the decode loop (own or ``generate``) produces them.
 
     Setting ``stop_event`` (from any thread) ends generation after the token in flight.
     Leaving the loop early (break, exception, generator closed) sets it too and waits
     for the generation thread, so no thread outlives the answer. An exception raised
     inside ``generate`` is re-raised here.
     """
-    from transformers import StoppingCriteriaList
+    from carexpert.chat.graph_decode import decoder_for, request_from_generation_config
 
     tokens: queue.Queue[Any] = queue.Queue()
     failure: list[BaseException] = []
+    decoder = decoder_for(model)
+    request = request_from_generation_config(generation_config) if decoder is not None else None
 
     def run() -> None:
         _generating.set()
         try:
+            if decoder is not None and request is not None:
+                for item in decoder.stream(input_ids, request, stop_event):
+                    tokens.put(item)
+                return
+            from transformers import StoppingCriteriaList
+
             model.generate(input_ids=input_ids, attention_mask=input_ids.new_ones(input_ids.shape),
                            generation_config=generation_config, streamer=_TokenQueueStreamer(tokens),
                            stopping_criteria=StoppingCriteriaList([_event_criteria(stop_event)]))

@@ -8,7 +8,9 @@ stdin too: ``printf 'question\\n/quit\\n' | carexpert chat --base``.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -70,6 +72,7 @@ def run_chat(args: argparse.Namespace) -> int:
     from carexpert.chat import sanitize_output
 
     console = Console(highlight=False)
+    require_stdin()  # before minutes of model loading, not after
     session, transcripts = build_session(args)
     from transformers.utils import logging as transformers_logging
 
@@ -82,7 +85,7 @@ def run_chat(args: argparse.Namespace) -> int:
     while True:
         try:
             line = input("\nyou> ")
-        except EOFError:
+        except (EOFError, RuntimeError, OSError):  # end of input, or stdin closed or gone meanwhile
             console.print()
             return 0
         except KeyboardInterrupt:
@@ -99,6 +102,21 @@ def run_chat(args: argparse.Namespace) -> int:
                 print_answer(console, session, session.stream(line))
         except UserError as error:
             console.print(Text(f"error: {error.render()}", style="red"))
+
+
+def require_stdin() -> None:
+    """A UserError when there is no standard input to read questions from (``0<&-``, a closed pipe)."""
+    stream = sys.stdin
+    usable = stream is not None and not stream.closed
+    if usable:
+        try:
+            os.fstat(stream.fileno())
+        except (OSError, ValueError):
+            usable = False
+    if not usable:
+        raise UserError("standard input is closed, so chat has nowhere to read questions from",
+                        fix="run 'carexpert chat' in a terminal, or pipe questions in: "
+                            "echo 'What is a CVT?' | carexpert chat --base")
 
 
 def run_command(console: Console, session: ChatSession, line: str, transcripts: Path) -> str | None:

@@ -10,6 +10,7 @@ from rich.table import Table
 from carexpert.cli.main import add_config_option
 from carexpert.config import load_or_default
 from carexpert.errors import UserError
+from carexpert.textsafe import safe_markup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,19 +23,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _fmt(value) -> str:
     if value is None:
         return "—"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{value:.4f}" if isinstance(value, float) else safe_markup(value)
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from carexpert.runs import RunPaths
     from carexpert.runs.compare import compare_runs
+    from carexpert.runs.control import find_run
 
     if len(args.runs) < 2:
         raise UserError("compare needs at least two runs", fix="carexpert compare RUN_A RUN_B")
     config = load_or_default(args.config)
     for run_id in args.runs:
-        if not RunPaths.of(config.train.runs_dir, run_id).exists():
-            raise UserError(f"no run {run_id!r} in {config.train.runs_dir}", fix="see 'carexpert runs list'")
+        find_run(config.train.runs_dir, run_id, marked=False)  # each a real folder inside runs_dir (only read)
     result = compare_runs(config.train.runs_dir, args.runs)
     console = Console()
     losses = Table(title="loss")
@@ -49,7 +49,7 @@ def run_compare(args: argparse.Namespace) -> int:
     for run_id in args.runs:
         diff.add_column(run_id)
     for key, values in result["config_diff"].items():
-        diff.add_row(key, *(_fmt(v) for v in values))
+        diff.add_row(safe_markup(key, 80), *(_fmt(v) for v in values))
     console.print(diff if result["config_diff"] else "[dim]same configuration[/dim]")
     summaries = result["eval"]
     categories = sorted({c for s in summaries if s for c in s.get("categories", {})})
@@ -67,6 +67,6 @@ def run_compare(args: argparse.Namespace) -> int:
                 block = (summary or {}).get("overall" if category == "overall" else "categories", {})
                 block = block if category == "overall" else block.get(category, {})
                 row.append(_fmt(((block or {}).get(side) or {}).get("score") if side else None))
-            scores.add_row(category, *row)
+            scores.add_row(safe_markup(category, 60), *row)
         console.print(scores)
     return 0

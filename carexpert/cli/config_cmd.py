@@ -22,6 +22,7 @@ from carexpert.config import (
     update_user_file,
 )
 from carexpert.errors import UserError
+from carexpert.textsafe import safe_markup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_validate(args: argparse.Namespace) -> int:
     path = Path(args.config) if args.config else default_config_path()
     config = load_config(path)
+    from carexpert.modeling.resolve import local_model_problem  # offline: stat calls only
+
+    model_problem = local_model_problem(config.model.base_model)
+    if model_problem:
+        raise UserError(f"model.base_model cannot work: {model_problem}", where=str(path),
+                        fix="give a model folder with config.json and *.safetensors, a .gguf file, a hub id, "
+                            "or 'embedded'")
     if not args.no_probe:
         from carexpert.system import compatibility_problems  # probes torch/bitsandbytes: only when asked
 
@@ -59,7 +67,7 @@ def run_validate(args: argparse.Namespace) -> int:
         if problems:
             raise UserError(f"{len(problems)} setting(s) cannot work on this machine", where=str(path),
                             details=problems, fix="change those settings or run on a machine that supports them")
-    Console().print(f"[green]ok[/green] {path}: valid")
+    Console().print(f"[green]ok[/green] {safe_markup(path)}: valid", highlight=False)
     return 0
 
 
@@ -106,5 +114,5 @@ def run_set(args: argparse.Namespace) -> int:
             raise UserError(f"unknown key {key!r}", fix="run 'carexpert config explain' for all keys") from None
     backup = update_user_file(path, changes)
     note = f" (previous version kept as {backup})" if backup else ""
-    Console().print(f"[green]saved[/green] {path}{note}")
+    Console().print(f"[green]saved[/green] {safe_markup(path)}{safe_markup(note)}", highlight=False)
     return 0

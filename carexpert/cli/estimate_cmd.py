@@ -1,13 +1,19 @@
-"""``carexpert estimate [--run RUN]``: VRAM and step time before training; error after it."""
+"""``carexpert estimate [--quick] [--run RUN]``: VRAM and run time before training; VRAM error after it.
+
+The time comes from a short probe of real training steps on this machine (cached per
+machine and config, ``carexpert.training.probe``); ``--no-probe`` leaves it out.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from rich.console import Console
 from rich.table import Table
 
 from carexpert.cli.main import add_config_option
+from carexpert.cli.timing_cmd import add_timing_options, print_time, timed_config
 from carexpert.config import load_or_default
 from carexpert.errors import UserError
 
@@ -20,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpu-name", help="card to estimate for (default: this machine's first GPU)")
     parser.add_argument("--gpu-memory", type=float, metavar="GIB", help="card memory in GiB (default: detected)")
     parser.add_argument("--run", metavar="RUN", help="compare with the measured peak of this run")
+    add_timing_options(parser)
+    parser.add_argument("--no-probe", action="store_true",
+                        help="memory only: skip timing training steps of the real model")
+    parser.add_argument("--json", action="store_true", help="print the estimate as one JSON line (for the app)")
     parser.set_defaults(func=run_estimate)
 
 
@@ -53,10 +63,25 @@ def run_estimate(args: argparse.Namespace) -> int:
     from carexpert.estimate import compare_with_run, estimate_for_config
 
     config = load_or_default(args.config)
+    if args.quick and args.no_probe:
+        raise UserError("--quick is sized from the probe", fix="drop --no-probe")
+    changes: list[str] = []
+    runtime, unmeasured = None, None
+    if not args.no_probe:
+        try:
+            config, runtime, changes = timed_config(config, args, quiet=args.json)
+        except UserError as error:
+            if args.quick or args.json:
+                raise
+            unmeasured = error  # the memory estimate needs no model load: still show it
     gpu_name, gpu_memory = detected_gpu()
     gpu_name = args.gpu_name or gpu_name
     gpu_memory = args.gpu_memory or gpu_memory
     result = estimate_for_config(config, gpu_name=gpu_name, on_gpu=bool(gpu_name or gpu_memory))
+    if args.json:
+        print(json.dumps({"memory": result.to_dict() if result else None,
+                          "time": runtime.to_dict() if runtime else None, "quick_changes": changes}))
+        return 0
     if result is None:
         raise UserError(f"cannot read the shape of {config.model.base_model!r} offline",
                         where="model.base_model", fix="point base_model at a local folder with a config.json")
@@ -76,6 +101,10 @@ def run_estimate(args: argparse.Namespace) -> int:
     if result.step_seconds:
         console.print(f"optimizer step ≈ {result.step_seconds:.2f} s on {gpu_name} "
                       f"(assumes {result.tokens_per_step} tokens/step at 35% of {result.peak_tflops:g} TFLOP/s)")
+    if runtime is not None:
+        print_time(console, runtime, changes)
+    if unmeasured is not None:
+        console.print(f"[yellow]time: not measured: {unmeasured.render()}[/yellow]", highlight=False)
     if gpu_memory:
         fits = result.peak_bytes / GIB <= gpu_memory * 0.95
         console.print(f"[{'green' if fits else 'red'}]{'fits' if fits else 'does not fit'}[/] "

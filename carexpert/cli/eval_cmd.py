@@ -23,6 +23,7 @@ from carexpert.cli.main import add_config_option
 from carexpert.config import load_or_default
 from carexpert.errors import UserError
 from carexpert.evaluation.sides import SIDES, baseline_side, headline_side, parse_sides
+from carexpert.textsafe import safe_markup
 
 PHASE_LABELS = {"load": "loading model", "retrieve": "retrieving passages",
                 **{name: f"{side.label} answers" for name, side in SIDES.items()},
@@ -75,13 +76,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from carexpert.evaluation import EvaluationCancelled, evaluate_run
-    from carexpert.runs import RunPaths
+    from carexpert.runs.control import find_run
 
     if args.limit is not None and args.limit < 0:
         raise UserError("--limit must be 0 (all) or more")
     sides = parse_sides(args.sides) if args.sides is not None else None
     config = load_or_default(args.config)
-    run = RunPaths.of(config.train.runs_dir, args.target)
+    run = find_run(config.train.runs_dir, args.target, marked=False).paths  # inside runs_dir, never a link
     console = Console(stderr=True)
     cancel = threading.Event()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -106,21 +107,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if outcome.summary.get("data_matches_training") is False:
         Console().print("[yellow]warning: the data differs from what this run trained on (dataset fingerprint "
                         "changed), so some held-out questions may have been in its training set[/yellow]")
-    Console().print(f"results saved in [bold]{outcome.path}[/bold]  (re-show with 'carexpert eval show {run.run_id}')")
+    Console().print(f"results saved in [bold]{safe_markup(outcome.path)}[/bold]  (re-show with 'carexpert eval show {run.run_id}')")
     return 0
 
 
 def _saved_result(args: argparse.Namespace):
     """The result folder named by ``RUN [RESULT]`` (newest when RESULT is left out)."""
     from carexpert.evaluation import find_result
-    from carexpert.runs import RunPaths
+    from carexpert.runs.control import find_run
 
     if not args.rest or len(args.rest) > 2:
         raise UserError("which run?", fix=f"carexpert eval {args.target} RUN [RESULT]")
     config = load_or_default(args.config)
-    run = RunPaths.of(config.train.runs_dir, args.rest[0])
-    if not run.exists():
-        raise UserError(f"no run {run.run_id!r}", where=str(run.root), fix="see 'carexpert runs list'")
+    run = find_run(config.train.runs_dir, args.rest[0], marked=False).paths  # only read
     return find_result(run, args.rest[1] if len(args.rest) > 1 else None)
 
 
@@ -129,7 +128,8 @@ def run_rescore(args: argparse.Namespace) -> int:
 
     outcome = rescore_results(_saved_result(args))
     render_summary(Console(), outcome.summary)
-    Console().print(f"rescored {outcome.summary['rescored_from']} into [bold]{outcome.path}[/bold]")
+    Console().print(f"rescored {safe_markup(outcome.summary.get('rescored_from'))} into "
+                    f"[bold]{safe_markup(outcome.path)}[/bold]")
     return 0
 
 
@@ -141,7 +141,7 @@ def run_show(args: argparse.Namespace) -> int:
     render_summary(console, results.summary)
     if args.items:
         render_items(console, results.items, results.summary.get("sides"))
-    console.print(f"[dim]{results.path}[/dim]")
+    console.print(f"[dim]{safe_markup(results.path)}[/dim]")
     return 0
 
 
@@ -157,7 +157,7 @@ def run_add_case(args: argparse.Namespace) -> int:
     case, replaced = add_user_case(path, args.question, reference_text=args.reference, category=args.category,
                                    key_terms=args.key_terms, expect_refusal=args.expect_refusal)
     what = "updated" if replaced else "added"
-    Console().print(f"{what} eval case [bold]{case.id}[/bold] ({case.category}) in {path}")
+    Console().print(f"{what} eval case [bold]{case.id}[/bold] ({safe_markup(case.category)}) in {safe_markup(path)}")
     if not (case.reference_text or case.key_terms or case.expect_refusal):
         Console().print("[yellow]no --reference, --key-terms or --expect-refusal: its answers are saved but not "
                         "scored[/yellow]")
@@ -165,7 +165,8 @@ def run_add_case(args: argparse.Namespace) -> int:
 
 
 def _num(value, percent: bool = False, digits: int = 2) -> str:
-    if value is None:
+    """A figure from a results file (which may hold anything), or a dash."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "—"
     return f"{value * 100:.0f}%" if percent else f"{value:.{digits}f}"
 
@@ -207,12 +208,13 @@ def _table(summary: dict, title: str, columns: tuple) -> Table:
     for label, *_ in columns:
         table.add_column(label, justify="right", no_wrap=True)
     for category, block in (summary.get("categories") or {}).items():
-        table.add_row(category, str(block.get("n", "")),
+        block = block if isinstance(block, dict) else {}
+        table.add_row(safe_markup(category, 60), safe_markup(block.get("n", "")),
                       *(_pair(block.get(base_side) if base_side else None, block.get(tuned_side), key, pct, d)
                         for _, key, pct, d in columns))
     overall = summary.get("overall") or {}
     table.add_section()
-    table.add_row("overall", str(summary.get("n_items", "")),
+    table.add_row("overall", safe_markup(summary.get("n_items", "")),
                   *(_pair(overall.get(base_side) if base_side else None, overall.get(tuned_side), key, pct, d)
                     for _, key, pct, d in columns),
                   style="bold")
@@ -222,17 +224,19 @@ def _table(summary: dict, title: str, columns: tuple) -> Table:
 def _sides_table(summary: dict) -> Table:
     """The score of every evaluated side, per category: the four columns side by side."""
     sides = list(summary.get("sides") or [])
-    table = Table(title=f"{summary.get('run_id')}: score by side", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=f"{safe_markup(summary.get('run_id'), 80)}: score by side", title_justify="left",
+                  box=box.SIMPLE_HEAD)
     table.add_column("category", no_wrap=True)
     table.add_column("n", justify="right")
     for side in sides:
         table.add_column(SIDES[side].short, justify="right", no_wrap=True)
     for category, block in (summary.get("categories") or {}).items():
-        table.add_row(category, str(block.get("n", "")),
+        block = block if isinstance(block, dict) else {}
+        table.add_row(safe_markup(category, 60), safe_markup(block.get("n", "")),
                       *(_num((block.get(side) or {}).get("score")) for side in sides))
     overall = summary.get("overall") or {}
     table.add_section()
-    table.add_row("overall", str(summary.get("n_items", "")),
+    table.add_row("overall", safe_markup(summary.get("n_items", "")),
                   *(_num((overall.get(side) or {}).get("score")) for side in sides), style="bold")
     return table
 
@@ -244,7 +248,7 @@ GROUNDING_COLUMNS = (("hallucinated", "hallucination_rate"), ("false refusals", 
 
 
 def _grounding_table(summary: dict) -> Table:
-    table = Table(title=f"{summary.get('run_id')}: grounding and refusals (overall)", title_justify="left",
+    table = Table(title=f"{safe_markup(summary.get('run_id'), 80)}: grounding and refusals (overall)", title_justify="left",
                   box=box.SIMPLE_HEAD)
     table.add_column("side", no_wrap=True)
     for label, _ in GROUNDING_COLUMNS:
@@ -264,15 +268,16 @@ def render_summary(console: Console, summary: dict) -> None:
     sides = f"base→tuned ({setting})" if base_side else f"tuned only ({setting}, no base comparison)"
     if len(summary.get("sides") or []) > 1:
         console.print(_sides_table(summary))
-    console.print(_table(summary, f"{summary.get('run_id')}: accuracy, {sides}", ACCURACY_COLUMNS))
-    console.print(_table(summary, f"{summary.get('run_id')}: how it answers, {sides}", STYLE_COLUMNS))
+    run_id = safe_markup(summary.get("run_id"), 80)
+    console.print(_table(summary, f"{run_id}: accuracy, {sides}", ACCURACY_COLUMNS))
+    console.print(_table(summary, f"{run_id}: how it answers, {sides}", STYLE_COLUMNS))
     console.print(_grounding_table(summary))
     loss, ppl, timings = summary.get("val_loss") or {}, summary.get("perplexity") or {}, summary.get("timings") or {}
     if loss.get("tuned") is not None:
         console.print(f"validation loss {_arrow(loss)}   perplexity {_arrow(ppl)}")
-    parts = [f"{key[:-2].replace('_', ' ')} {_num(value, digits=0)}" for key, value in timings.items()
+    parts = [f"{safe_markup(key[:-2].replace('_', ' '), 40)} {_num(value, digits=0)}" for key, value in timings.items()
              if key not in ("total_s",) and value is not None]
-    console.print(f"[dim]model {summary.get('model')}  ·  {summary.get('created')}  ·  total "
+    console.print(f"[dim]model {safe_markup(summary.get('model'))}  ·  {safe_markup(summary.get('created'))}  ·  total "
                   f"{_num(timings.get('total_s'), digits=0)} s ({', '.join(parts)})[/dim]")
 
 
@@ -285,13 +290,14 @@ def render_items(console: Console, items: list[dict], sides: list[str] | None = 
     for side in sides:
         table.add_column(SIDES[side].short, overflow="ellipsis")
     table.add_column(f"{SIDES[shown].label if shown else 'tuned'} answer", overflow="fold")
-    for item in items:
-        answer = (item.get(f"{shown}_answer") or "").replace("\n", " ") if shown else ""
+    for item in (item for item in items if isinstance(item, dict)):  # a results file is text anyone could edit
+        answer = item.get(f"{shown}_answer") if shown else ""
         cells = []
         for side in sides:
             result = item.get(side)
-            cells.append("—" if result is None else
-                         f"{'guard' if result.get('guard') else result.get('verdict')} {_num(result.get('score'))}")
-        table.add_row(str(item.get("id")), str(item.get("category")), *cells,
-                      answer[:160] + ("…" if len(answer) > 160 else ""))
+            cells.append("—" if not isinstance(result, dict) else
+                         f"{'guard' if result.get('guard') else safe_markup(result.get('verdict'), 20)} "
+                         f"{_num(result.get('score'))}")
+        table.add_row(safe_markup(item.get("id"), 80), safe_markup(item.get("category"), 60), *cells,
+                      safe_markup(answer if isinstance(answer, str) else "", 160))
     console.print(table)

@@ -5,11 +5,16 @@ parser sets ``func`` to call with the parsed args. Every ``UserError`` is printe
 as a plain message with exit status 2; a traceback would be a bug, so unexpected
 errors are printed briefly too, with the full traceback only under
 ``CAREXPERT_DEBUG=1``.
+
+Some failures are the machine's, not carexpert's, wherever they happen: a full disk,
+a read-only folder, a file the user may not read, a link that loops. Those become
+a plain message naming the file, with exit status 2 (``environment_error``).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -40,7 +45,30 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def print_error(error: UserError) -> None:
-    print(f"error: {error.render()}", file=sys.stderr)
+    """Print a UserError; names and values from the user's files cannot reach the terminal as controls."""
+    from carexpert.textsafe import strip_controls
+
+    print(f"error: {strip_controls(error.render())}", file=sys.stderr)
+
+
+_ENVIRONMENT_FIXES = {
+    errno.ENOSPC: "free disk space and run the command again (files carexpert replaces are kept whole)",
+    errno.EDQUOT: "free space within your disk quota and run the command again",
+    errno.EROFS: "the file system is read-only: use a writable location (--config FILE, train.runs_dir)",
+    errno.EACCES: "you may not read or write there: fix its permissions or use another location",
+    errno.EPERM: "you may not read or write there: fix its permissions or use another location",
+    errno.ELOOP: "a symbolic link points at itself (a loop): fix or remove the link",
+    errno.ENAMETOOLONG: "use a shorter path",
+}
+
+
+def environment_error(error: OSError) -> UserError | None:
+    """A UserError for an OSError the user can fix (full disk, read-only, permissions); None for others."""
+    fix = _ENVIRONMENT_FIXES.get(error.errno) if error.errno is not None else None
+    if fix is None or error.errno is None:
+        return None
+    where = error.filename if isinstance(error.filename, (str, bytes, os.PathLike)) else ""
+    return UserError(error.strerror or os.strerror(error.errno), where=os.fsdecode(where) if where else "", fix=fix)
 
 
 def _silence_stdout() -> None:
@@ -70,12 +98,28 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error worth a message
         _silence_stdout()
         return 0
+    except OSError as error:
+        known = environment_error(error)
+        if known is None:
+            return _bug(error)
+        print_error(known)
+        return known.exit_code
+    except RecursionError:  # each reader turns its own; this is the last net for one that does not
+        print_error(UserError("an input is nested too deeply to read (thousands of levels of [ or {)",
+                              fix="check the files this command reads (config, dataset, eval cases) for "
+                                  "runaway nesting"))
+        return 2
     except Exception as error:  # noqa: BLE001 - a bug: say so plainly, keep the traceback for debugging
-        if os.environ.get("CAREXPERT_DEBUG"):
-            traceback.print_exc()
-        print(f"error: unexpected {type(error).__name__}: {error}\n"
-              "this is a bug in carexpert; run with CAREXPERT_DEBUG=1 for the traceback", file=sys.stderr)
-        return 1
+        return _bug(error)
+
+
+def _bug(error: BaseException) -> int:
+    """Report an unexpected error briefly (the traceback only under CAREXPERT_DEBUG=1); exit status 1."""
+    if os.environ.get("CAREXPERT_DEBUG"):
+        traceback.print_exception(error)
+    print(f"error: unexpected {type(error).__name__}: {error}\n"
+          "this is a bug in carexpert; run with CAREXPERT_DEBUG=1 for the traceback", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@
 detached), ``runs watch`` and ``runs stop --wait`` all use it. It reads events through
 ``carexpert.runs.watch.follow_run``, the same reader the app uses. It lives apart from the
 commands so that both command modules import it and neither imports the other's helpers back.
+
+Everything shown here that comes from a run's files (state, error, advice, notices, device
+names, paths) goes through ``carexpert.textsafe`` first: as plain text it loses terminal
+controls, inside markup it is escaped too.
 """
 
 from __future__ import annotations
@@ -15,13 +19,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from carexpert.runs.paths import RunPaths
 from carexpert.runs.watch import RunProgress, follow_run
+from carexpert.textsafe import safe_block, safe_markup
 
 STATE_STYLE = {"running": "green", "pending": "cyan", "stopping": "yellow", "stopped": "yellow",
                "finished": "bold green", "failed": "bold red", "dead": "bold red", "unknown": "dim"}
 
 
 def num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
+    """A figure from an event (which may hold anything) with four decimals, or a dash."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "—"
+    return f"{value:.4f}"
+
+
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "—"
 
 
 def _eta(seconds: float | None) -> str:
@@ -62,15 +74,18 @@ def show_progress(paths: RunPaths, console: Console, *, from_start: bool = True,
             elif kind == "checkpoint":
                 bar.console.print(f"[dim]checkpoint saved at step {event.get('step')}[/dim]")
             elif kind == "notice":
-                bar.console.print(f"[yellow]note:[/yellow] {event.get('message')}")
+                bar.console.print(f"[yellow]note:[/yellow] {safe_markup(event.get('message'), 2000)}", highlight=False)
             elif kind == "summary":
-                bar.console.print(f"{event.get('trainable_params', 0):,} trainable of {event.get('total_params', 0):,} "
-                                  f"parameters ({event.get('trainable_percent', 0):.2f}%) on {event.get('device')}, "
-                                  f"{event.get('precision')}, {event.get('optimizer')}")
+                bar.console.print(f"{_count(event.get('trainable_params'))} trainable of "
+                                  f"{_count(event.get('total_params'))} parameters "
+                                  f"({num(event.get('trainable_percent'))}%) on {safe_markup(event.get('device'))}, "
+                                  f"{safe_markup(event.get('precision'))}, {safe_markup(event.get('optimizer'))}",
+                                  highlight=False)
             elif kind == "status":
-                bar.update(task, description=f"{paths.run_id} [{STATE_STYLE.get(state.state, '')}]{state.state}[/]")
+                bar.update(task, description=f"{paths.run_id} [{STATE_STYLE.get(state.state, '') or 'default'}]"
+                                             f"{safe_markup(state.state)}[/]")
             elif kind == "stalled":
-                bar.console.print(f"[yellow]no step for {event.get('seconds_since_step', 0):.0f}s[/yellow]")
+                bar.console.print(f"[yellow]no step for {num(event.get('seconds_since_step'))}s[/yellow]")
     return state
 
 
@@ -84,12 +99,18 @@ def print_ending(console: Console, paths: RunPaths, state: str, progress: RunPro
                       f"— next: carexpert eval {run_id}", highlight=False)
     elif state == "stopped":
         console.print(f"[yellow]stopped[/yellow] at step {progress.step} — continue with: carexpert runs resume {run_id}")
+    elif state == "dead" and progress.state == "failed" and progress.error:
+        # The trainer logged its failure but could not record it in status.json (a full disk, say).
+        console.print(f"[bold red]failed[/bold red] (its status file could not be updated): "
+                      f"{safe_block(progress.error)}", highlight=False)
+        console.print(f"after fixing that, continue from its last checkpoint with: carexpert runs resume {run_id}")
     elif state == "dead":
         console.print(f"[bold red]dead[/bold red]: the process is gone (killed or the machine restarted) — "
                       f"continue from its last checkpoint with: carexpert runs resume {run_id}")
     elif state == "failed":
-        console.print(f"[bold red]failed:[/bold red] {progress.error or 'see train.log'}")
+        console.print(f"[bold red]failed:[/bold red] {safe_block(progress.error or 'see train.log')}", highlight=False)
         for item in progress.advice:
             text = item.get("text") if isinstance(item, dict) else str(item)
             command = config_set_command(item) if isinstance(item, dict) and item.get("changes") else ""
-            console.print(f"  - {text}" + (f"\n      {command}" if command else ""))
+            console.print(f"  - {safe_block(text)}" + (f"\n      {safe_markup(command, 2000)}" if command else ""),
+                          highlight=False)

@@ -2,11 +2,16 @@
 
 The live display is ``carexpert.cli.run_display`` (shared with ``carexpert train``);
 ``runs resume`` starts the run the way ``carexpert train --resume`` does.
+
+Everything shown here that comes from a run's files (state, error, advice, notices,
+device names, paths) goes through ``carexpert.textsafe`` first: as plain text it
+loses terminal controls, inside markup it is escaped too.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import time
 
 from rich.console import Console
@@ -16,10 +21,12 @@ from carexpert.cli.main import add_config_option
 from carexpert.cli.run_display import STATE_STYLE, num, print_ending, show_progress
 from carexpert.cli.train import add_launch_options, launch_and_follow
 from carexpert.config import load_or_default
+from carexpert.errors import UserError
 from carexpert.runs import checkpoints
 from carexpert.runs.artifacts import has_adapter
 from carexpert.runs.control import RunInfo, delete_run, find_run, list_runs, run_info, stop_run
 from carexpert.runs.watch import RunProgress
+from carexpert.textsafe import safe_markup
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,7 +81,8 @@ def run_list(args: argparse.Namespace) -> int:
         status = info.status
         step = f"{status.step}/{status.max_steps}" if status and status.max_steps else str(status.step if status else "")
         style = STATE_STYLE.get(info.state, "")
-        table.add_row(info.run_id, f"[{style}]{info.state}[/{style}]" if style else info.state, step,
+        state = safe_markup(info.state)
+        table.add_row(safe_markup(info.run_id), f"[{style}]{state}[/{style}]" if style else state, step,
                       _age(time.time() - status.updated) if status else "", str(status.pid or "") if status else "")
     console.print(table)
     return 0
@@ -87,25 +95,30 @@ def run_show(args: argparse.Namespace) -> int:
     progress = RunProgress(run_id=info.run_id)
     for event in read_events(info.paths.events):
         progress.update(event)
+    if info.status is not None and info.status.error and info.state == "failed":
+        progress.error = progress.error or info.status.error  # recorded in status.json, e.g. when the log could not be
     console = Console()
-    console.print(f"[bold]{info.run_id}[/bold]  {info.paths.root}")
-    console.print(f"state: [{STATE_STYLE.get(info.state, '')}]{info.state}[/]"
-                  + (f"  (pid {info.status.pid} on {info.status.host})" if info.status else ""))
+    console.print(f"[bold]{safe_markup(info.run_id)}[/bold]  {safe_markup(info.paths.root)}", highlight=False)
+    console.print(f"state: [{STATE_STYLE.get(info.state, '') or 'default'}]{safe_markup(info.state)}[/]"
+                  + (f"  (pid {info.status.pid} on {safe_markup(info.status.host)})" if info.status else ""),
+                  highlight=False)
     console.print(f"step {progress.step}/{progress.max_steps or '?'}  epoch {progress.epoch:.2f}  "
                   f"loss {num(progress.loss)}  val_loss {num(progress.val_loss)}  "
                   f"perplexity {num(progress.perplexity)}")
     for path in checkpoints.checkpoints_newest_first(info.paths.checkpoints):
-        console.print(f"checkpoint {path.name}: {'complete' if checkpoints.is_complete(path) else 'INCOMPLETE (not used)'}")
+        console.print(f"checkpoint {safe_markup(path.name)}: "
+                      f"{'complete' if checkpoints.is_complete(path) else 'INCOMPLETE (not used)'}")
     if has_adapter(info.paths):
-        console.print(f"adapter: {info.paths.adapter}")
+        console.print(f"adapter: {safe_markup(info.paths.adapter)}", highlight=False)
     for notice in progress.notices:
-        console.print(f"[yellow]note:[/yellow] {notice}")
+        console.print(f"[yellow]note:[/yellow] {safe_markup(notice, 2000)}", highlight=False)
     print_ending(console, info.paths, info.state, progress)
     return 0
 
 
 def run_watch(args: argparse.Namespace) -> int:
     info = _find(args)
+    refuse_other_host(info, "watch")
     console = Console()
     try:
         progress = show_progress(info.paths, console)
@@ -121,7 +134,7 @@ def run_stop(args: argparse.Namespace) -> int:
     info = _find(args)
     pid = stop_run(info)
     console = Console()
-    console.print(f"asked run {info.run_id} (pid {pid}) to stop: it saves a checkpoint at the next step")
+    console.print(f"asked run {safe_markup(info.run_id)} (pid {pid}) to stop: it saves a checkpoint at the next step")
     if args.wait:
         progress = show_progress(info.paths, console, from_start=False)
         print_ending(console, info.paths, run_info(info.paths).state, progress)
@@ -135,5 +148,15 @@ def run_resume(args: argparse.Namespace) -> int:
 def run_delete(args: argparse.Namespace) -> int:
     info = _find(args)
     delete_run(info, yes=args.yes)
-    Console().print(f"deleted {info.paths.root}")
+    Console().print(f"deleted {safe_markup(info.paths.root)}", highlight=False)
     return 0
+
+
+def refuse_other_host(info: RunInfo, verb: str) -> None:
+    """A live run on another machine cannot be followed to its end from here: say so instead of waiting forever."""
+    host = info.status.host if info.status else None
+    if info.live and host and host != socket.gethostname():
+        raise UserError(f"run {info.run_id} trains on host {host!r}, not on this one; from here carexpert cannot "
+                        "tell whether it is still alive, so it would wait forever", where=str(info.paths.root),
+                        fix=f"run 'carexpert runs {verb} {info.run_id}' on {host}, or 'carexpert runs show "
+                            f"{info.run_id}' here for its last recorded state")

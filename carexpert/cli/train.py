@@ -19,6 +19,7 @@ from rich.console import Console
 
 from carexpert.cli.main import add_config_option
 from carexpert.cli.run_display import print_ending, show_progress
+from carexpert.cli.timing_cmd import add_timing_options, confirm_long_run, print_time, timed_config
 from carexpert.errors import UserError
 
 
@@ -28,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-id", metavar="ID", help="name of the new run (default: run-<date>-<time>-<hex>)")
     parser.add_argument("--resume", metavar="RUN", help="continue RUN from its last complete checkpoint")
     add_launch_options(parser)
+    add_timing_options(parser)
+    parser.add_argument("--yes", "-y", action="store_true",
+                        help="start without the time estimate and its warning for runs over an hour")
     parser.set_defaults(func=run_train)
 
 
@@ -40,6 +44,8 @@ def add_launch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.resume and args.quick:
+        raise UserError("--quick starts a new run; it cannot resume one", fix=f"drop --quick to resume {args.resume}")
     if args.resume:
         from carexpert.config import load_or_default
         from carexpert.runs.control import find_run
@@ -76,7 +82,14 @@ def launch_and_follow(args: argparse.Namespace, *, resume: Any) -> int:
         for change in started.changes or []:
             console.print(f"[yellow]changed (--force):[/yellow] {change}")
     else:
-        started = start_new_run(load_or_default(args.config), run_id=args.run_id, processes=args.gpus)
+        config = load_or_default(args.config)
+        if args.quick or not args.yes:  # time before work: steps, tokens, a measured probe
+            config, runtime, changes = timed_config(config, args)
+            print_time(console, runtime, changes)
+            if not confirm_long_run(console, runtime, yes=args.yes, detach=args.detach):
+                console.print("not started")
+                return 1
+        started = start_new_run(config, run_id=args.run_id, processes=args.gpus)
         console.print(f"started run [bold]{started.paths.run_id}[/bold] in {started.paths.root}")
     if args.detach:
         console.print(f"watch: carexpert runs watch {started.paths.run_id}    "

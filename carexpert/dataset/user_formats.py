@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from carexpert.errors import UserError
+from carexpert.fsutil import read_limited
 
+# Read whole, then decoded and parsed: a few times this much memory. Larger data belongs in shards.
+MAX_DATASET_BYTES = 512 * 1024 * 1024
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv"}
 CSV_REQUIRED = ("instruction", "output")
 CSV_KNOWN = ("instruction", "input", "output", "category", "system")
@@ -53,7 +56,8 @@ def read_raw_records(path: str | Path) -> tuple[str, list[RawRecord]]:
     if target.is_dir():
         raise UserError("this is a folder, not a dataset file", where=str(target))
     fmt = detect_format(target)
-    data = target.read_bytes()
+    data = read_limited(target, MAX_DATASET_BYTES, "the dataset file",
+                        fix="give a regular .jsonl/.json/.csv file (split a larger one: data.dataset takes one file)")
     if not data.strip():
         raise UserError("the file is empty", where=str(target), fix="add records, one JSON object per line for JSONL")
     _refuse_binary(data, target)
@@ -106,6 +110,8 @@ def _jsonl(text: str) -> list[RawRecord]:
             continue
         try:
             records.append(RawRecord(number, json.loads(line)))
+        except RecursionError:
+            records.append(RawRecord(number, error="JSON nested too deeply (thousands of levels of [ or {)"))
         except json.JSONDecodeError as exc:
             last = number == len(lines) and not ends_with_newline
             if last and not line.rstrip().endswith("}"):
@@ -119,7 +125,7 @@ def _looks_like_jsonl(text: str) -> bool:
     """A .json file that is really one object per line."""
     try:
         _, end = json.JSONDecoder().raw_decode(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return "\n{" in text
     return text[end:].lstrip().startswith("{")
 
@@ -148,6 +154,10 @@ def _json(text: str, path: Path) -> list[RawRecord]:
         line, begin = _line_at(text, pos), pos
         try:
             value, pos = decoder.raw_decode(text, pos)
+        except RecursionError:
+            records.append(RawRecord(line, error="JSON nested too deeply (thousands of levels of [ or {); "
+                                                 "records after this point could not be read"))
+            return records
         except json.JSONDecodeError as exc:
             truncated = exc.pos >= len(text.rstrip()) or not text.rstrip().endswith(("]", "}"))
             where = "ends early: the file looks truncated" if truncated else \

@@ -6,6 +6,12 @@ showcase questions come from ``carexpert.dataset``; users add their own cases wi
 ``carexpert eval add-case`` (for example a chat turn they want to track). Those live in
 ``<data.data_dir>/eval_cases.jsonl``, one JSON object a line, and every later
 evaluation includes them.
+
+A user's cases are bounded (``check_user_case``): a question of at most
+``MAX_QUESTION_CHARS``, a reference of at most ``MAX_REFERENCE_CHARS``, key terms that
+each hold a word, and a cases file of at most ``MAX_CASES_FILE_BYTES``. A pasted
+megabyte would otherwise make every later evaluation build a prompt far past the
+model's context.
 """
 
 from __future__ import annotations
@@ -19,10 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from carexpert.errors import UserError
-from carexpert.fsutil import atomic_write_text
+from carexpert.evaluation.concepts import spellings
+from carexpert.fsutil import atomic_write_text, read_limited
 
 CASES_FILE_NAME = "eval_cases.jsonl"
 USER_CATEGORY = "user"
+MAX_QUESTION_CHARS = 4000
+MAX_REFERENCE_CHARS = 20000
+MAX_KEY_TERMS = 50
+MAX_CATEGORY_CHARS = 60
+MAX_CASES_FILE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -120,23 +132,54 @@ def load_user_cases(path: str | Path) -> list[EvalCase]:
     if not target.exists():
         return []
     cases = []
+    raw = read_limited(target, MAX_CASES_FILE_BYTES, "the eval cases file",
+                       fix="keep your eval cases in a file of at most a few MB (one JSON object a line)")
     try:
-        lines = target.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the eval cases file ({exc})", where=str(target)) from None
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"the eval cases file is not UTF-8 ({exc.reason} at byte {exc.start})", where=str(target),
+                        fix="save it as UTF-8") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{target}:{number}"
         try:
             record = json.loads(line)
+        except RecursionError:
+            raise UserError("JSON nested too deeply (thousands of levels of [ or {)", where=where,
+                            fix="fix or delete that line; each line is one JSON object") from None
         except json.JSONDecodeError as exc:
             raise UserError(f"not valid JSON ({exc.msg})", where=where,
                             fix="fix or delete that line; each line is one JSON object") from None
         if not isinstance(record, dict):
             raise UserError("a line must be a JSON object", where=where)
-        cases.append(case_from_record(record, source="user", where=where))
+        case = case_from_record(record, source="user", where=where)
+        check_user_case(case, where=where)
+        cases.append(case)
     return cases
+
+
+def check_user_case(case: EvalCase, *, where: str = "") -> EvalCase:
+    """``case`` if its sizes are sane and every key term holds a word; a UserError naming the part otherwise."""
+    fix = "shorten it; an eval case is one question with a short reference answer"
+    if len(case.question) + len(case.input) > MAX_QUESTION_CHARS:
+        raise UserError(f"the question is {len(case.question) + len(case.input):,} characters; at most "
+                        f"{MAX_QUESTION_CHARS:,} are allowed", where=where, fix=fix)
+    if len(case.reference_text) > MAX_REFERENCE_CHARS:
+        raise UserError(f"the reference answer is {len(case.reference_text):,} characters; at most "
+                        f"{MAX_REFERENCE_CHARS:,} are allowed", where=where, fix=fix)
+    if len(case.category) > MAX_CATEGORY_CHARS:
+        raise UserError(f"the category is longer than {MAX_CATEGORY_CHARS} characters", where=where,
+                        fix="use a short category name")
+    if len(case.key_terms) > MAX_KEY_TERMS:
+        raise UserError(f"{len(case.key_terms)} key terms; at most {MAX_KEY_TERMS} are allowed", where=where,
+                        fix="keep the few terms a right answer must mention")
+    for term in case.key_terms:
+        if len(term) > 200 or not spellings(term):
+            raise UserError(f"key term {term[:40]!r} " + ("is too long" if len(term) > 200 else
+                            "holds no word (only punctuation or '|'), so it could never be checked"),
+                            where=where, fix="give words a right answer contains, e.g. --key-terms 'timing belt|cambelt'")
+    return case
 
 
 def add_user_case(path: str | Path, question: str, *, reference_text: str = "", category: str = USER_CATEGORY,
@@ -150,6 +193,7 @@ def add_user_case(path: str | Path, question: str, *, reference_text: str = "", 
                     reference=numeric_reference(reference or {}),
                     key_terms=[t.strip() for t in key_terms if t and t.strip()],
                     expect_refusal=expect_refusal, source="user", holdout="user")
+    check_user_case(case)
     existing = load_user_cases(path)
     replaced = any(c.id == case.id for c in existing)
     kept = [c for c in existing if c.id != case.id] + [case]

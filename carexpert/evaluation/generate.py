@@ -13,6 +13,10 @@ batch size of 0 means "as large as fits": 256 rows on a GPU (far more than a 270
 needs to keep one busy), 16 on a CPU; a batch that runs out of GPU memory is split in half
 and retried, and the smaller size is kept for the rest.
 
+A prompt longer than the model's context (less the answer budget) is cut from the left,
+keeping the question's end and the response header, as chat keeps a conversation inside
+the context: an over-long question costs a truncated prompt, never unbounded memory.
+
 Cancellation is cooperative: a set ``threading.Event`` ends the current batch at the next
 token and raises ``EvaluationCancelled``.
 """
@@ -74,6 +78,21 @@ def length_order(tokenizer: Any, prompts: Sequence[str]) -> list[int]:
         return []
     lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
     return sorted(range(len(prompts)), key=lambda i: -lengths[i])
+
+
+FALLBACK_CONTEXT = 2048
+
+
+def prompt_token_limit(model: Any, tokenizer: Any, max_new_tokens: int) -> int:
+    """How many prompt tokens fit beside ``max_new_tokens`` in the model's context window."""
+    config = getattr(model, "config", None)
+    get_text_config = getattr(config, "get_text_config", None)
+    text_config = get_text_config() if callable(get_text_config) else config
+    context = getattr(text_config, "max_position_embeddings", None)
+    if not isinstance(context, int) or context <= 0:
+        context = getattr(tokenizer, "model_max_length", None)
+        context = context if isinstance(context, int) and 0 < context < 1_000_000 else FALLBACK_CONTEXT
+    return max(16, context - max_new_tokens)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -152,8 +171,9 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_
     device = next(model.parameters()).device
     size = resolve_batch_size(batch_size, device)
     order = length_order(tokenizer, prompts) if sort_by_length else list(range(len(prompts)))
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
+    limit = prompt_token_limit(model, tokenizer, max_new_tokens)
+    old_side, old_truncation = tokenizer.padding_side, tokenizer.truncation_side
+    tokenizer.padding_side = tokenizer.truncation_side = "left"  # keep the question's end and the response header
     answers: dict[int, Generation] = {}
     try:
         if progress:
@@ -165,7 +185,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_
             indices = order[start:start + size]
             try:
                 generated = _generate_batch(model, tokenizer, [prompts[i] for i in indices], generation_config,
-                                            eos_ids, stops, cancel, device)
+                                            eos_ids, stops, cancel, device, limit)
             except Exception as exc:  # out of GPU memory: halve the batch and try again
                 if not _is_out_of_memory(exc) or size == 1:
                     raise
@@ -181,17 +201,20 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_
             if progress:
                 progress(phase, len(answers), len(prompts))
     finally:
-        tokenizer.padding_side = old_side
+        tokenizer.padding_side, tokenizer.truncation_side = old_side, old_truncation
     return [answers[i] for i in range(len(prompts))]
 
 
 def _generate_batch(model: Any, tokenizer: Any, batch: list[str], generation_config: Any, eos_ids: set[int],
-                    stops: Sequence[str], cancel: threading.Event | None, device: Any) -> list[list[int]]:
-    """New token ids of each row of one left-padded batch (generate stops when every row is done)."""
+                    stops: Sequence[str], cancel: threading.Event | None, device: Any,
+                    max_prompt_tokens: int) -> list[list[int]]:
+    """New token ids of each row of one left-padded batch (generate stops when every row is done);
+    a prompt over ``max_prompt_tokens`` loses its beginning."""
     import torch
     from transformers import StoppingCriteriaList
 
-    encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=True)
+    encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=True, truncation=True,
+                        max_length=max_prompt_tokens)
     encoded = {k: v.to(device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
     prompt_length = encoded["input_ids"].shape[1]
     stopper = _make_stopper(tokenizer, prompt_length, eos_ids, stops, cancel)

@@ -9,9 +9,11 @@ No torch import: resolution is cheap and safe to call from the CLI or the app.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,8 @@ def resolve_model(model_cfg: Any) -> ResolvedModel:
 
         return ResolvedModel(EMBEDDED, str(embedded_model_dir(model_cfg.cache_dir or None)))
     path = Path(name).expanduser()
+    if os.path.lexists(path):
+        check_model_path(path, name)  # a link loop, a device, a folder without config.json: said plainly
     if name.lower().endswith(".gguf"):
         if not path.is_file():
             raise UserError(f"GGUF file {str(path)!r} not found", where=f"{KEY} = {name!r}",
@@ -72,6 +76,70 @@ def resolve_model(model_cfg: Any) -> ResolvedModel:
                         fix="give an existing folder with config.json and *.safetensors weights, a hub id, "
                             "or 'embedded'")
     return _resolve_hub(name, model_cfg.revision or None)
+
+
+def check_model_path(path: Path, name: str | None = None) -> Path:
+    """``path`` if it can be a base model (a folder with config.json, a GGUF file, a config.json);
+    a UserError saying what it is otherwise: a link loop, a device or FIFO, another file.
+
+    Cheap and offline (only ``stat`` calls and a 4-byte magic read), so ``config validate``,
+    ``estimate`` and resolution all refuse the same things before reading anything whole.
+    """
+    where = f"{KEY} = {name or str(path)!r}"
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise UserError(f"{str(path)!r} does not exist", where=where,
+                        fix="give an existing model folder, a .gguf file, a hub id, or 'embedded'") from None
+    except OSError as exc:
+        problem = "is a symbolic link loop" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror})"
+        raise UserError(f"{str(path)!r} {problem}", where=where,
+                        fix="give a model folder, a .gguf file, a hub id, or 'embedded'") from None
+    if stat.S_ISDIR(info.st_mode):
+        if not (path / "config.json").is_file():
+            raise UserError(f"{str(path)!r} has no config.json, so it is not a transformers model folder",
+                            where=where, fix="point base_model at the folder that holds config.json and the weights")
+        return path
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{str(path)!r} is not a regular file or folder (a device, FIFO or socket)", where=where,
+                        fix="give a model folder, a .gguf file, a hub id, or 'embedded'")
+    if path.suffix.lower() == ".gguf":
+        try:
+            with open(path, "rb") as handle:
+                magic = handle.read(4)
+        except OSError as exc:
+            raise UserError(f"{str(path)!r} cannot be read ({exc.strerror})", where=where) from None
+        if magic != b"GGUF":
+            raise UserError(f"{str(path)!r} is not a GGUF file (it does not start with 'GGUF')", where=where,
+                            fix="give a real .gguf file, a model folder, or 'embedded'")
+        return path
+    if path.name != "config.json":
+        raise UserError(f"{str(path)!r} is a file, not a model folder or a .gguf file", where=where,
+                        fix="give the folder that holds config.json and the *.safetensors weights, or a .gguf file")
+    return path
+
+
+def local_model_problem(name: str) -> str | None:
+    """For ``config validate``: why a base_model that names a local path cannot work, or None.
+
+    Hub ids and 'embedded' are not checked here (that needs the network or the cache).
+    """
+    name = (name or "").strip()
+    if name == EMBEDDED:
+        return None
+    path = Path(name).expanduser()
+    if not (_looks_like_path(name) or name.lower().endswith(".gguf") or os.path.lexists(path)):
+        return None
+    try:
+        check_model_path(path, name)
+    except UserError as error:
+        return error.message
+    if path.is_dir():
+        try:
+            _resolve_folder(path, name, allow_pickle=True)
+        except UserError as error:
+            return error.message
+    return None
 
 
 def _looks_like_path(name: str) -> bool:

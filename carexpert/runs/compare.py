@@ -11,7 +11,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from carexpert.runs.artifacts import eval_results
 from carexpert.runs.events import read_events
@@ -32,22 +32,26 @@ def load_curves(run: RunPaths) -> Curves:
     curves = Curves(run.run_id)
     for event in read_events(run.events):
         step = event.get("step")
-        if step is None:
-            continue
-        if event["type"] == "step" and event.get("loss") is not None:
+        if not _real(step):
+            continue  # also skips a hand-edited line whose step is not a number
+        if event["type"] == "step" and _real(event.get("loss")):
             curves.train.append((int(step), float(event["loss"])))
-            if event.get("lr") is not None:
+            if _real(event.get("lr")):
                 curves.lr.append((int(step), float(event["lr"])))
-        elif event["type"] == "eval" and event.get("val_loss") is not None:
+        elif event["type"] == "eval" and _real(event.get("val_loss")):
             curves.validation.append((int(step), float(event["val_loss"])))
     return curves
+
+
+def _real(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def frozen_config(run: RunPaths) -> dict[str, Any]:
     """The run's frozen config as a flat ``section.key -> value`` dict ({} when unreadable)."""
     try:
         data = tomllib.loads(run.config.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError):
         return {}
     return {f"{section}.{key}": value for section, body in data.items() if isinstance(body, dict)
             for key, value in body.items()}
@@ -70,7 +74,7 @@ def latest_eval_summary(run: RunPaths) -> dict[str, Any] | None:
     for folder in eval_results(run):
         try:
             return load_results(folder).summary
-        except UserError:
+        except (UserError, RecursionError):
             continue
     return None
 

@@ -146,7 +146,7 @@ class EventFollower:
                 continue
             try:
                 event = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 self.corrupt_lines += 1
                 continue
             if isinstance(event, dict) and "type" in event:

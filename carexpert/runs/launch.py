@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 from carexpert.runs.lock import RunLock
-from carexpert.runs.paths import RunPaths
-from carexpert.runs.status import RunStatus, read_status, write_status
+from carexpert.runs.paths import RunPaths, mark_run_folder
+from carexpert.runs.status import RunStatus, read_status, reserve_status_space, write_status
 
 WORKER_MODULE = "carexpert.training.worker"
 SUPERVISOR_MODULE = "carexpert.training.supervisor"
@@ -63,6 +63,8 @@ def start_training_process(run: RunPaths, *, config_path: str | os.PathLike | No
     run.root.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run.lock).acquire(wait_seconds=lock_wait_seconds)
     try:
+        mark_run_folder(run)
+        reserve_status_space(run.root)  # best effort: on a full disk the run fails on its own writes
         assert lock.fd is not None  # acquire() returned: the lock is held through this descriptor
         command = worker_command(run, config_path=config_path, resume=resume, force=force, processes=processes,
                                  lock_fd=lock.fd)

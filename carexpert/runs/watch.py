@@ -67,27 +67,48 @@ class RunProgress:
     resumed_from: int | None = None
 
     def update(self, event: dict[str, Any]) -> None:
+        """Fold one event in; a field of the wrong type (the log is a file anyone could edit) is ignored."""
         kind = event.get("type")
         if kind == "start":
-            self.run_id = event.get("run_id", self.run_id)
-            self.resumed_from = event.get("resumed_from")
+            self.run_id = _text(event.get("run_id")) or self.run_id
+            self.resumed_from = _number(event.get("resumed_from"), int)
         elif kind == "step":
             for name in ("step", "max_steps", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "eta_s"):
-                if event.get(name) is not None:
-                    setattr(self, name, event[name])
-            peaks = [g.get("peak") or 0 for g in event.get("gpus") or []]
+                value = _number(event.get(name), int if name in ("step", "max_steps") else float)
+                if value is not None:
+                    setattr(self, name, value)
+            listed = event.get("gpus")
+            gpus = listed if isinstance(listed, list) else []
+            peaks = [_number(g.get("peak"), int) or 0 for g in gpus if isinstance(g, dict)]
             if peaks:
                 self.peak_gpu_bytes = max(peaks)
         elif kind == "eval":
-            self.val_loss, self.perplexity = event.get("val_loss"), event.get("perplexity")
+            self.val_loss = _number(event.get("val_loss"), float)
+            self.perplexity = _number(event.get("perplexity"), float)
         elif kind == "checkpoint":
-            self.last_checkpoint = event.get("path")
+            self.last_checkpoint = _text(event.get("path"))
         elif kind == "status":
-            self.state = event.get("state", self.state)
-            self.step = event.get("step") or self.step
-            self.error = event.get("error")
-            self.advice = list(event.get("advice") or [])
-            if event.get("max_steps"):
-                self.max_steps = event["max_steps"]
-        elif kind == "notice" and event.get("message") not in self.notices:
-            self.notices.append(event.get("message", ""))  # each distinct notice once, across resumed segments
+            self.state = _text(event.get("state")) or self.state
+            self.step = _number(event.get("step"), int) or self.step
+            self.error = _text(event.get("error"))
+            advice = event.get("advice")
+            self.advice = [a for a in advice if isinstance(a, dict)] if isinstance(advice, list) else []
+            if _number(event.get("max_steps"), int):
+                self.max_steps = _number(event.get("max_steps"), int)
+        elif kind == "notice":
+            message = _text(event.get("message"))
+            if message and message not in self.notices:
+                self.notices.append(message)  # each distinct notice once, across resumed segments
+
+
+def _number(value: Any, kind: type) -> Any:
+    """``value`` if it is a real number (a bool is not), as ``kind``; None otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if kind is int:
+        return value if isinstance(value, int) else None
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -127,6 +127,40 @@ class CheckpointCallback(TrainerCallback):
         log.info("checkpoint saved: %s", path)
 
 
+class TimeLimitCallback(TrainerCallback):
+    """Ends training at the first step boundary after ``train.max_minutes`` of training.
+
+    The run then validates and saves its adapter as a finished run does; a notice says at
+    which step the limit ended it. Ranks agree on the step with one all-reduce (MAX), so a
+    rank whose clock crossed the limit a step early cannot leave the others waiting.
+    """
+
+    def __init__(self, minutes: float, reporter: Reporter):
+        self.seconds, self.reporter = minutes * 60.0, reporter
+        self.started = time.monotonic()
+        self.done = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.done:
+            return
+        over = time.monotonic() - self.started > self.seconds
+        if _distributed():
+            flag = torch.tensor([1 if over else 0], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            over = bool(flag.item())
+        if over:
+            self.done = True
+            control.should_training_stop = True
+            control.should_save = True
+            message = (f"time limit: stopped after step {state.global_step} of {state.max_steps} "
+                       f"(train.max_minutes = {self.seconds / 60:g})")
+            if self.reporter.emit("notice", message=message):
+                log.warning("%s", message)
+
+
 class StopCallback(TrainerCallback):
     """Turns a stop request into a checkpoint and a clean exit at the next step boundary.
 

@@ -27,7 +27,7 @@ HARMLESS_KEYS = frozenset({
     "model.cache_dir", "data.data_dir", "data.skip_bad_records", "train.runs_dir", "train.eval_steps",
     "train.save_steps", "train.save_total_limit", "train.logging_steps", "train.tensorboard", "train.stall_factor",
     "train.auto_micro_batch", "train.gradient_checkpointing", "train.padding_free", "train.head_loss",
-    "train.compile", "train.dist_timeout_s",
+    "train.compile", "train.dist_timeout_s", "train.max_minutes",
 })  # auto_micro_batch .. compile change speed and memory, not the maths; dist_timeout_s when a hang is reported
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from carexpert.runs.paths import RunPaths
-from carexpert.training.callbacks import CheckpointCallback, EventsCallback, StallWatchdog, StopCallback
+from carexpert.training.callbacks import (
+    CheckpointCallback,
+    EventsCallback,
+    StallWatchdog,
+    StopCallback,
+    TimeLimitCallback,
+)
 from carexpert.training.data import TrainingData, load_training_data
 from carexpert.training.model_setup import device_for_rank, load_for_training, load_tokenizer_for_training
 from carexpert.training.plan import TrainPlan, make_plan
@@ -37,30 +43,8 @@ class TrainingSession:
         self.plan = self._make_plan()
 
     def _make_plan(self) -> TrainPlan:
-        import torch
-
-        cuda = torch.cuda.is_available()
-        if not cuda:
-            return make_plan(self.config, cuda=False, world_size=self.ranks.world_size)
-        from carexpert.estimate import estimate, shape_for_model
-
-        shape = shape_for_model(self.config.model.base_model, self.config.model.cache_dir)
-        seq_len = min(self.data.longest(), self.config.data.max_length)
-        train, model, lora = self.config.train, self.config.model, self.config.lora
-        from carexpert.training.plan import resolve_optimizer
-
-        optimizer, _ = resolve_optimizer(train.optimizer, cuda=True, base_params=shape.total_params if shape else None)
-
-        def peak_bytes(micro_batch: int, checkpointing: bool) -> int:
-            return estimate(shape, quantization=model.quantization, double_quant=model.double_quant, lora_r=lora.r,
-                            lora_targets=list(lora.target_modules), micro_batch=micro_batch, seq_len=seq_len,
-                            gradient_checkpointing=checkpointing, optimizer=optimizer,
-                            answer_share=self.data.label_share(), head_loss=train.head_loss).peak_bytes
-
-        props = torch.cuda.get_device_properties(self.ranks.local_rank)
-        return make_plan(self.config, cuda=True, cuda_bf16=torch.cuda.is_bf16_supported(),
-                         world_size=self.ranks.world_size, peak_bytes=peak_bytes if shape else None,
-                         gpu_memory=props.total_memory, base_params=shape.total_params if shape else None)
+        return plan_for_machine(self.config, self.data, world_size=self.ranks.world_size,
+                                local_rank=self.ranks.local_rank)
 
     # 2. model ------------------------------------------------------------------------
     def load_model(self) -> None:
@@ -106,6 +90,8 @@ class TrainingSession:
                      CheckpointCallback(self.reporter, config=config, fingerprint=self.data.fingerprint,
                                         plan=self.plan_record(), keep=config.train.save_total_limit),
                      StopCallback(self.stop, self.reporter), events, watchdog]
+        if config.train.max_minutes > 0:
+            callbacks.insert(len(self.extra_callbacks), TimeLimitCallback(config.train.max_minutes, self.reporter))
         if config.train.tensorboard and self.ranks.rank == 0:
             callbacks.append(_tensorboard_callback(self.run_paths.tensorboard))
         self.trainer = CarexpertTrainer(
@@ -142,6 +128,34 @@ class TrainingSession:
         temporary.rename(target)
         self.reporter.emit("notice", message=f"adapter saved to {target}")
         return target
+
+
+def plan_for_machine(config: Any, data: TrainingData, *, world_size: int = 1, local_rank: int = 0) -> TrainPlan:
+    """The plan for this machine's device (the timing probe uses the same one as the run)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        return make_plan(config, cuda=False, world_size=world_size)
+    from carexpert.estimate import estimate, shape_for_model
+
+    shape = shape_for_model(config.model.base_model, config.model.cache_dir)
+    seq_len = min(data.longest(), config.data.max_length)
+    train, model, lora = config.train, config.model, config.lora
+    from carexpert.training.plan import resolve_optimizer
+
+    optimizer, _ = resolve_optimizer(train.optimizer, cuda=True, base_params=shape.total_params if shape else None)
+
+    def peak_bytes(micro_batch: int, checkpointing: bool) -> int:
+        return estimate(shape, quantization=model.quantization, double_quant=model.double_quant, lora_r=lora.r,
+                        lora_targets=list(lora.target_modules), micro_batch=micro_batch, seq_len=seq_len,
+                        gradient_checkpointing=checkpointing, optimizer=optimizer,
+                        answer_share=data.label_share(), head_loss=train.head_loss).peak_bytes
+
+    props = torch.cuda.get_device_properties(local_rank)
+    return make_plan(config, cuda=True, cuda_bf16=torch.cuda.is_bf16_supported(),
+                     world_size=world_size, peak_bytes=peak_bytes if shape else None,
+                     gpu_memory=props.total_memory, base_params=shape.total_params if shape else None)
 
 
 def _last_eval_step(state: Any) -> int | None:

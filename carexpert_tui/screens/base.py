@@ -16,7 +16,7 @@ class ModeScreen(Screen):
     """A top-level mode; subclasses yield their body from ``compose_body``."""
 
     BINDINGS = [Binding("escape", "leave_field", "Leave field", id="leave-field", show=False,
-                        tooltip="Take focus out of a text field so number keys switch modes")]
+                        tooltip="Take focus out of a text field (so single-letter keys work)")]
 
     def compose(self) -> ComposeResult:
         yield AppHeader()

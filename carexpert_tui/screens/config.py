@@ -35,6 +35,7 @@ from carexpert.config import (
 )
 from carexpert.config.validate import build_config
 from carexpert.errors import UserError
+from carexpert.textsafe import strip_controls
 from carexpert_tui.derived import derived_figures, training_examples
 from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
@@ -144,6 +145,10 @@ class ConfigScreen(ModeScreen):
             self.toml_error = f"malformed TOML: {exc}"
             self.show_status()
             return
+        except RecursionError:  # pasted text nested thousands deep: say so, keep the text as typed
+            self.toml_error = "malformed TOML: arrays or tables nested too deeply (thousands of levels)"
+            self.show_status()
+            return
         self.toml_error = None
         config, problems = build_config(data, self.text)
         self.config_view, self.data, self.file_problems = config, data, problems
@@ -238,7 +243,8 @@ class ConfigScreen(ModeScreen):
         for key, message in self.field_problems.items():
             lines.append(f"{key}: {message}")
         problems = self.query_one("#config-problems", Label)
-        problems.update("\n".join(lines[:3]) + (f"\n… {len(lines) - 3} more" if len(lines) > 3 else ""))
+        shown = "\n".join(lines[:3]) + (f"\n… {len(lines) - 3} more" if len(lines) > 3 else "")
+        problems.update(Text(strip_controls(shown)))  # key names come from the file: text, never markup
         problems.display = bool(lines)
 
     def on_descendant_focus(self, event) -> None:

@@ -10,8 +10,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-INTRO = ("Keys work where they are listed. Number keys switch modes unless a text field has focus: "
-         "press escape or tab away first. ctrl+p opens the command palette (every action, by name).")
+INTRO = ("Keys work where they are listed. alt+1…alt+5 switch modes from anywhere, even while typing; "
+         "the number keys 1…5 do too when no text field has focus. "
+         "ctrl+p opens the command palette (every action, by name).")
 
 
 def bindings_of(owner: type) -> list[Binding]:

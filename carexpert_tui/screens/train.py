@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,8 +26,10 @@ from textual.widgets import Label, Log, OptionList, ProgressBar, TabbedContent, 
 from textual.worker import get_current_worker
 from textual_plot import PlotWidget
 
+from carexpert.errors import UserError
 from carexpert.runs import EventFollower, RunPaths
 from carexpert.runs.log_tail import LogFollower
+from carexpert.textsafe import strip_controls
 from carexpert_tui import child_commands, recovery
 from carexpert_tui.formatting import duration, number, stats_line
 from carexpert_tui.messages import RunControlFinished, RunEventsRead, RunLogRead
@@ -35,6 +38,7 @@ from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.screens.compare import CompareScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.screens.path_prompt import PathPrompt
+from carexpert_tui.time_estimate import TimeReport
 from carexpert_tui.widgets.metric_chart import MetricChart
 from carexpert_tui.widgets.run_list import RunList
 from carexpert_tui.widgets.vram_panel import VramPanel
@@ -49,7 +53,12 @@ class TrainScreen(ModeScreen):
     BINDING_GROUP_TITLE = "Train"
     HELP_WIDGETS = (PlotWidget,)
     BINDINGS = [
-        Binding("s", "start_training", "Start", id="start-training", tooltip="Start a run with the chosen config"),
+        Binding("s", "start_training", "Start", id="start-training",
+                tooltip="Start a run with the chosen config (its time is measured and shown first)"),
+        Binding("q", "quick_run", "Quick", id="quick-run",
+                tooltip="A short run sized to finish in about 15 minutes on this machine (no GPU needed)"),
+        Binding("e", "estimate_time", "Time", id="estimate-time",
+                tooltip="How long the configured run takes here: steps, tokens, a measured probe"),
         Binding("x", "stop_training", "Stop", id="stop-training",
                 tooltip="Stop the selected run (it saves a checkpoint)"),
         Binding("r", "resume_training", "Resume", id="resume-training",
@@ -64,6 +73,7 @@ class TrainScreen(ModeScreen):
 
     selected: reactive[str | None] = reactive(None, bindings=True)
     busy: reactive[bool] = reactive(False, bindings=True)
+    estimating: reactive[bool] = reactive(False, bindings=True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,6 +86,7 @@ class TrainScreen(ModeScreen):
         with Horizontal(id="train-main"):
             with Vertical(id="runs-box", classes="box"):
                 yield Label(id="train-config")
+                yield Label("time: e measures it", id="train-time")
                 yield RunList(id="run-list")
             with Vertical(id="run-view"):
                 yield Label("Select a run, or press s to start one.", id="run-title")
@@ -164,7 +175,7 @@ class TrainScreen(ModeScreen):
         row = self.selected_row()
         if row is None:
             return
-        self.query_one("#run-title", Label).update(f"{row.run_id} · {row.state}")
+        self.query_one("#run-title", Label).update(Text(f"{row.run_id} · {row.state}"))
         self.set_class(row.live, "-live")
         attached = self.query_one("#run-attached", Label)
         attached.display = row.attached
@@ -234,7 +245,8 @@ class TrainScreen(ModeScreen):
         if error:
             texts = [item.get("text", "") if isinstance(item, dict) else str(item) for item in advice[:3]]
             fix = " (press a to apply the first and resume)" if recovery.first_fix(advice) else ""
-            problem.update(f"{event.get('state', 'failed')}: {error}{fix}" + "".join(f"\n→ {t}" for t in texts))
+            shown = f"{event.get('state', 'failed')}: {error}{fix}" + "".join(f"\n→ {t}" for t in texts)
+            problem.update(Text(strip_controls(shown)))  # from the run's files: text, never markup
         self.refresh_bindings()
 
     def show_stall(self, event: dict[str, Any] | None) -> None:
@@ -255,8 +267,8 @@ class TrainScreen(ModeScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         row = self.selected_row()
-        if action == "start_training":
-            return None if self.busy else True
+        if action in ("start_training", "quick_run", "estimate_time"):
+            return None if self.busy or self.estimating else True
         if action == "stop_training":
             return True if row is not None and row.live and not self.busy else None
         if action == "resume_training":  # another process's run: shown, but off
@@ -275,7 +287,40 @@ class TrainScreen(ModeScreen):
         return self.config_path if self.config_path.exists() else None
 
     def action_start_training(self) -> None:
-        self.run_control("start")
+        self.estimate_then_start(quick=False, start=True)
+
+    def action_quick_run(self) -> None:
+        self.estimate_then_start(quick=True, start=True)
+
+    def action_estimate_time(self) -> None:
+        self.estimate_then_start(quick=False, start=False)
+
+    @work(exclusive=True, exit_on_error=False, group="time-estimate", description="Timing the run")
+    async def estimate_then_start(self, *, quick: bool, start: bool) -> None:
+        """Time the run in a child process, show it, ask before a long or a quick run, then start."""
+        label = self.query_one("#train-time", Label)
+        label.update("time: measuring a few training steps on this machine…")
+        self.estimating = True
+        try:
+            report = TimeReport.from_json(await self.app.services.estimate_time(
+                self.app.services, self.config_argument(), quick), quick=quick)
+        except UserError as error:
+            if not start or quick:  # the quick profile is sized from the probe: nothing to start without it
+                raise
+            label.update("time: not measured")
+            question = f"The run's time could not be measured:\n{error.render()}\n\nStart it without an estimate?"
+            if await self.app.push_screen_wait(ConfirmScreen(question, yes="Start", no="Cancel")):
+                self.run_control("start")
+            return
+        finally:
+            self.estimating = False
+        label.update(report.label())
+        label.set_class(report.long, "-long")
+        question = report.question() if start else None
+        if question and not await self.app.push_screen_wait(ConfirmScreen(question, yes="Start", no="Cancel")):
+            return
+        if start:
+            self.run_control("quick" if quick else "start")
 
     def refuse_if_attached(self) -> bool:
         """Re-check at the key press (the lock may have been taken since the last scan)."""
@@ -338,11 +383,12 @@ class TrainScreen(ModeScreen):
         """Run ``carexpert train --detach`` / ``train --resume`` / ``runs stop`` and report."""
         self.busy = True
         services, config = self.app.services, self.config_argument()
-        verb = {"start": "Starting a run", "stop": f"Stopping {run_id}", "resume": f"Resuming {run_id}"}[action]
+        verb = {"start": "Starting a run", "quick": "Starting a quick run", "stop": f"Stopping {run_id}",
+                "resume": f"Resuming {run_id}"}[action]
         self.notify(f"{verb}…", timeout=3)
         try:
-            if action == "start":
-                result = await child_commands.start_training(services, config)
+            if action in ("start", "quick"):
+                result = await child_commands.start_training(services, config, quick=action == "quick")
                 run_id = child_commands.run_id_from_output(result)
             elif action == "resume":
                 result = await child_commands.resume_training(services, config, run_id)
@@ -354,6 +400,8 @@ class TrainScreen(ModeScreen):
 
     def worker_failed(self, worker) -> None:
         self.busy = False
+        if worker.group == "time-estimate":
+            self.query_one("#train-time", Label).update("time: not measured (see the message)")
 
     @on(RunControlFinished)
     def control_finished(self, message: RunControlFinished) -> None:
@@ -361,7 +409,7 @@ class TrainScreen(ModeScreen):
         if not message.ok:
             self.notify(f"{message.action} failed:\n{tail}", severity="error", timeout=12)
             return
-        if message.action in ("start", "resume") and message.run_id:
+        if message.action in ("start", "quick", "resume") and message.run_id:
             self.notify(f"{message.run_id} started; it keeps running if you quit.")
             if message.run_id == self.selected:
                 self.selected = None  # follow again from the top: a resume appends to the same log

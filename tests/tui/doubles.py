@@ -59,12 +59,34 @@ async def fake_shape(base_model: str) -> ModelShape:
     return EMBEDDED_SHAPE
 
 
+def time_report(line: str, *, long: bool = False, changes: list[str] | None = None) -> dict[str, Any]:
+    """What ``carexpert estimate --json`` reports, reduced to the keys the app reads."""
+    warning = "this run would take about 21 h 22 min on this machine; try the quick profile" if long else None
+    return {"time": {"line": line, "long": long, "warning": warning}, "quick_changes": changes or []}
+
+
+SHORT_RUN = time_report("60 steps x 16 sequences, 139.0 k tokens: about 4 min on NVIDIA H100 80GB HBM3 "
+                        "(measured 9,800 tokens/s training)")
+
+
+def fake_estimate(report: dict[str, Any] | None = None, quick: dict[str, Any] | None = None):
+    """An ``estimate_time`` service answering ``report`` (or ``quick`` for the quick profile) at once."""
+    calls: list[bool] = []
+
+    async def estimate(services, config_path, is_quick: bool) -> dict[str, Any]:
+        calls.append(is_quick)
+        return (quick if is_quick else report) or SHORT_RUN
+
+    estimate.calls = calls
+    return estimate
+
+
 async def fake_checks(services, config_path) -> list[FakeCheck]:
     return list(FAKE_CHECKS)
 
 
 def fake_services(*, gpus: list[dict[str, Any]] | None = None, cli: tuple[str, ...] | None = None,
-                  chat_session=None) -> Services:
+                  chat_session=None, estimate=None) -> Services:
     """Services that never touch NVML, torch or the network."""
     readings = FAKE_GPUS if gpus is None else gpus
     return Services(
@@ -76,6 +98,7 @@ def fake_services(*, gpus: list[dict[str, Any]] | None = None, cli: tuple[str, .
         add_eval_case=lambda config, question, reference, category: f"added eval case for {question!r}",
         sanitize=lambda text: text.replace("\x1b", ""),
         model_shape=fake_shape,
+        estimate_time=estimate or fake_estimate(),
         gpu_poll_seconds=0.2,
         runs_poll_seconds=0.2,
     )

@@ -55,6 +55,7 @@ def start(args: argparse.Namespace) -> int:
     else:
         paths = RunPaths.of(runs_dir(args.config), new_run_id())
         paths.root.mkdir(parents=True)
+        (paths.root / "fake_start.json").write_text(json.dumps({"quick": args.quick, "yes": args.yes}))
     with open(paths.log, "ab") as log:
         child = subprocess.Popen([sys.executable, __file__, "_replay", str(paths.root)], stdin=subprocess.DEVNULL,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -167,6 +168,8 @@ def main() -> int:
     train.add_argument("--resume")
     train.add_argument("--detach", action="store_true")
     train.add_argument("--force", action="store_true")
+    train.add_argument("--yes", action="store_true")
+    train.add_argument("--quick", action="store_true")
     runs = commands.add_parser("runs")
     runs.add_argument("action", choices=["stop"])
     runs.add_argument("run")

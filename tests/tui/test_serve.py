@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -22,16 +23,21 @@ def test_each_browser_tab_runs_the_app_with_the_same_config_and_mode(tmp_path):
     assert command.endswith(f"-m carexpert_tui --config {tmp_path / 'my.toml'} --mode train")
 
 
-def test_serve_answers_http_on_localhost(tmp_path):
+def test_serve_answers_http_on_localhost_with_the_printed_token(tmp_path):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "carexpert_tui", "--serve", "--port", str(port)],
-                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
+        url = ""
+        while not url:
+            line = server.stdout.readline()
+            assert line, "the server ended without printing its URL"
+            url = next(iter(re.findall(r"http://localhost:\d+/\?token=\S+", line)), "")
         page = ""
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not page:
             try:
-                page = urllib.request.urlopen(f"http://localhost:{port}/", timeout=2).read().decode()
+                page = urllib.request.urlopen(url, timeout=2).read().decode()
             except OSError:
                 time.sleep(0.2)
         assert "carexpert" in page and "<html" in page.lower()

@@ -7,6 +7,7 @@ comes back with ``capture-pane``; nothing is mocked, so this is what a user over
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -52,7 +53,7 @@ def test_installed_app_in_a_real_terminal(tmp_path):
     command = f"cd {tmp_path} && TERM=xterm-256color carexpert-tui; echo APP-EXITED-$?; sleep 30"
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", command)
     try:
-        screen = wait_for_screen(session, "carexpert check", "1 System")
+        screen = wait_for_screen(session, "carexpert check", "alt+1 System")
         assert "carexpert check" in screen and "model · nf4" in screen, screen
         tmux("send-keys", "-t", session, "3")
         screen = wait_for_screen(session, "Runs", "run-20261125-101500-ab12")
@@ -66,5 +67,33 @@ def test_installed_app_in_a_real_terminal(tmp_path):
         tmux("send-keys", "-t", session, "C-q")
         screen = wait_for_screen(session, "APP-EXITED-0", timeout=15)
         assert "APP-EXITED-0" in screen, screen
+    finally:
+        tmux("kill-session", "-t", session)
+
+
+def test_alt_number_switches_modes_from_a_text_field_in_a_real_terminal(tmp_path):
+    """alt+digit arrives as ESC + digit from a classic terminal: it must switch modes, not type."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps(SMALL_MODEL_CONFIG), encoding="utf-8")
+    (tmp_path / "carexpert.toml").write_text(CONFIG_TEXT.replace('"embedded"', f'"{tmp_path / "model"}"'),
+                                             encoding="utf-8")
+    session = f"carexpert-tui-test-{uuid.uuid4().hex[:8]}"
+    pythonpath = os.environ.get("PYTHONPATH", "")  # a checkout under test, when one is set
+    command = (f"cd {tmp_path} && PYTHONPATH={pythonpath} TERM=xterm-256color carexpert-tui --mode chat; "
+               "echo APP-EXITED-$?; sleep 30")
+    tmux("new-session", "-d", "-s", session, "-x", "110", "-y", "30", command)
+    try:
+        screen = wait_for_screen(session, "Ask about cars", "alt+3 Train")
+        assert "alt+1 System" in screen, screen
+        tmux("send-keys", "-t", session, "-l", "a £30k car")
+        screen = wait_for_screen(session, "a £30k car")
+        tmux("send-keys", "-t", session, "M-3")
+        screen = wait_for_screen(session, "s Start")
+        assert "Select a run" in screen and "a £30k car3" not in screen, screen
+        tmux("send-keys", "-t", session, "M-5")
+        screen = wait_for_screen(session, "a £30k car")
+        assert "a £30k car" in screen and "s Start" not in screen, screen
+        tmux("send-keys", "-t", session, "C-q")
+        assert "APP-EXITED-0" in wait_for_screen(session, "APP-EXITED-0", timeout=15)
     finally:
         tmux("kill-session", "-t", session)

@@ -3,6 +3,7 @@ fill, stop it; runs started elsewhere are found and followed from their files.""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -12,11 +13,24 @@ from textual.widgets import Label, Log
 from carexpert.config import config_to_toml
 from carexpert.runs import read_status
 from carexpert_tui.app import CarExpertApp
+from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.widgets.metric_chart import MetricChart
 from carexpert_tui.widgets.run_list import RunList
 from carexpert_tui.widgets.vram_panel import DeviceMemory, VramPanel
 from tests.training_support import tiny_config, write_tiny_dataset
-from tests.tui.doubles import FAKE_FOUR_GPUS, FIXTURE_RUNS, fake_services, wait_until, write_four_gpu_run
+from tests.tui.doubles import (
+    FAKE_FOUR_GPUS,
+    FIXTURE_RUNS,
+    fake_estimate,
+    fake_services,
+    time_report,
+    wait_until,
+    write_four_gpu_run,
+)
+
+
+def label_text(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Label).render())
 
 
 def chart_points(app, chart_id: str, name: str) -> int:
@@ -116,3 +130,55 @@ async def test_a_real_tiny_run_started_from_the_app_fills_the_chart(project, tin
         assert chart_points(app, "loss-chart", "val") >= 1
         assert chart_points(app, "lr-chart", "lr") == 6
     assert (project / "runs" / run_id / "adapter" / "adapter_config.json").is_file()
+
+
+async def test_start_shows_the_time_and_asks_before_a_long_run(project):
+    long_run = time_report("213 steps x 16 sequences, 492.8 k tokens: about 21 h 22 min on 2 CPU threads (test CPU) "
+                           "(measured 7 tokens/s training)", long=True)
+    estimate = fake_estimate(long_run)
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(estimate=estimate), mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("s")
+        assert await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "about 21 h 22 min" in app.screen.question and "quick profile" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause()
+        train = app.screen
+        assert "213 steps" in label_text(app, "#train-time") and "⚠" in label_text(app, "#train-time")
+        assert train.query_one("#train-time").has_class("-long")
+        await pilot.pause(0.5)
+        assert not any((project / "runs").iterdir())  # declined: nothing started
+        assert estimate.calls == [False]
+
+
+async def test_quick_run_shows_its_changes_then_starts_with_quick(project):
+    quick = time_report("54 steps x 4 sequences, 31.2 k tokens: about 13 min on 2 CPU threads (test CPU) "
+                        "(measured 50 tokens/s training)",
+                        changes=["model.quantization: 'nf4' → 'none'", "train.max_steps: 0 → 54"])
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(estimate=fake_estimate(quick=quick)),
+                       mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("q")
+        assert await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "about 13 min" in app.screen.question and "train.max_steps: 0 → 54" in app.screen.question
+        await pilot.press("y")
+        assert await wait_until(pilot, lambda: app.screen.selected is not None, timeout=30)
+        run_id = app.screen.selected
+        assert "quick run: 54 steps" in label_text(app, "#train-time")
+    assert json.loads((project / "runs" / run_id / "fake_start.json").read_text()) == {"quick": True, "yes": True}
+
+
+async def test_a_short_run_starts_at_once_and_e_only_measures(project):
+    estimate = fake_estimate()
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(estimate=estimate), mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("e")
+        assert await wait_until(pilot, lambda: "about 4 min" in label_text(app, "#train-time"))
+        await pilot.pause(0.3)
+        assert not any((project / "runs").iterdir())
+        await pilot.press("s")
+        assert await wait_until(pilot, lambda: app.screen.selected is not None, timeout=30)
+        assert estimate.calls == [False, False]
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.press("y")
