@@ -331,3 +331,19 @@ def test_a_vehicles_csv_without_a_column_is_refused_at_its_header(tmp_path):
     with pytest.raises(UserError) as caught:
         load_knowledge(str(copy))
     assert caught.value.where.endswith("vehicles.csv:1") and "msrp_usd" in caught.value.render()
+
+
+def test_a_fifo_or_an_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import os
+
+    from carexpert.knowledge import sources
+
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="not a regular file"):
+        sources.read_import(fifo)  # would block forever if it were opened for a plain read
+    big = tmp_path / "notes.md"
+    big.write_text("# fleet\n" + "x" * 64, encoding="utf-8")
+    monkeypatch.setattr(sources, "IMPORT_LIMIT", 32)
+    with pytest.raises(UserError, match="more than"):
+        sources.read_import(big)

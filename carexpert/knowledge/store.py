@@ -11,28 +11,27 @@ the store as it was. Standard library only: no network, no model download.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import os
 import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from carexpert.errors import UserError
 from carexpert.knowledge.entities import TOKEN, VehicleKey
-from carexpert.knowledge.loading import parse_vehicle_rows
+from carexpert.knowledge.sources import (
+    BUILTIN,
+    Source,
+    parse_vehicle_source,
+    read_import,
+)
 from carexpert.knowledge.types import KNOWLEDGE_DIR, VEHICLE_COLUMNS, Knowledge, Passage, Vehicle
 
 SCHEMA_VERSION = 4
-BUILTIN = "builtin"
-VEHICLE_SUFFIXES = (".csv", ".jsonl")
-NOTE_SUFFIXES = (".txt", ".md", ".markdown")
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sources (name TEXT PRIMARY KEY, kind TEXT NOT NULL, hash TEXT NOT NULL, content TEXT NOT NULL);
@@ -51,16 +50,6 @@ CREATE VIRTUAL TABLE fts_topics USING fts5 (title, keys, text, content='passages
 CREATE VIRTUAL TABLE fts_vehicles USING fts5 (title, keys, text, content='passages', content_rowid='rowid',
                                                tokenize='porter unicode61');
 """
-
-
-@dataclass(frozen=True)
-class Source:
-    """One origin of passages: the builtin tables or a file the user imported."""
-
-    name: str      # "builtin", or the imported file's name ("my-fleet.csv")
-    kind: str      # "builtin", "vehicles" or "notes"
-    content: str   # an import's text as it was imported ("" for builtin)
-    hash: str
 
 
 def probe_fts5() -> None:
@@ -86,10 +75,6 @@ def builtin_hash(directory: Path = KNOWLEDGE_DIR) -> str:
     for path in sorted([*directory.glob("*.csv"), *directory.glob("*.toml"), code / "passages.py"]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class KnowledgeStore:
@@ -377,58 +362,6 @@ def _refresh_words(db: sqlite3.Connection) -> None:
 
 
 # -- imports ----------------------------------------------------------------------------------------
-
-
-def read_import(path: str | os.PathLike) -> Source:
-    """A file to import, read and checked (vehicle rows parsed, notes split) before the store is touched."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (*VEHICLE_SUFFIXES, *NOTE_SUFFIXES):
-        raise UserError(f"cannot import {suffix or 'a file without an extension'}", where=str(path),
-                        fix="import vehicle rows as .csv or .jsonl (the columns of vehicles.csv) or notes as .txt/.md")
-    try:
-        content = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
-    except FileNotFoundError:
-        raise UserError("no such file", where=str(path)) from None
-    except UnicodeDecodeError:
-        raise UserError("the file is not UTF-8 text", where=str(path), fix="save it as UTF-8") from None
-    except OSError as error:
-        raise UserError(f"cannot read it: {error.strerror}", where=str(path)) from None
-    kind = "vehicles" if suffix in VEHICLE_SUFFIXES else "notes"
-    if not content.strip():
-        raise UserError("the file is empty", where=str(path))
-    return Source(path.name, kind, content, _hash(kind + "\0" + content))
-
-
-def parse_vehicle_source(source: Source, knowledge: Knowledge) -> tuple[Vehicle, ...]:
-    """The vehicles of an imported CSV/JSONL source; bad rows are reported with their lines."""
-    return parse_vehicle_rows(_vehicle_rows(source), knowledge.segments, source.name)
-
-
-def _vehicle_rows(source: Source) -> Iterator[tuple[int, dict]]:
-    if source.name.lower().endswith(".jsonl"):
-        for number, line in enumerate(source.content.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserError(f"not valid JSON: {error.msg}", where=f"{source.name}:{number}") from None
-            if not isinstance(row, dict):
-                raise UserError("each line must be a JSON object of vehicle columns", where=f"{source.name}:{number}")
-            yield number, row
-        return
-    reader = csv.DictReader(io.StringIO(source.content, newline=""))
-    header = reader.fieldnames or []
-    missing = [c for c in VEHICLE_COLUMNS if c not in header]
-    if missing:
-        raise UserError("the CSV header lacks vehicle columns", where=f"{source.name}:1", details=missing,
-                        fix=f"use the header of the builtin vehicles.csv: {','.join(VEHICLE_COLUMNS)}")
-    try:
-        for row in reader:
-            yield reader.line_num, row
-    except csv.Error as error:
-        raise UserError(f"cannot read the CSV: {error}", where=f"{source.name}:{reader.line_num}") from None
 
 
 def import_file(store: str | os.PathLike, file: str | os.PathLike, knowledge: Knowledge | None = None) -> tuple[Source, int]:
