@@ -93,12 +93,14 @@ def test_decode_plan_on_gpu(fast_path, weights, free, expected):
 
 
 def test_merged_and_cpu_plans_load_unquantized_weights():
+    nf4 = Config()
+    nf4.model.quantization = "nf4"  # a QLoRA-trained run (the 7B recipe)
     plan = choose_decode_plan("merged", device="cuda", quantization="nf4", weight_bytes_bf16=None, free_bytes=None)
-    assert config_for_plan(Config(), plan).model.quantization == "none"
+    assert config_for_plan(nf4, plan).model.quantization == "none"
     cpu = choose_decode_plan("auto", device="cpu", quantization="nf4", weight_bytes_bf16=None, free_bytes=None)
-    assert config_for_plan(Config(), cpu).model.quantization == "none"
+    assert config_for_plan(nf4, cpu).model.quantization == "none"
     low = choose_decode_plan("4bit", device="cuda", quantization="nf4", weight_bytes_bf16=None, free_bytes=None)
-    assert config_for_plan(Config(), low).model.quantization == "nf4"
+    assert config_for_plan(nf4, low).model.quantization == "nf4"
 
 
 def test_parameter_count_read_from_safetensors_headers(tiny_model_dir):

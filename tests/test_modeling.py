@@ -202,6 +202,7 @@ def test_nf4_on_cpu_has_4bit_layers_and_lora_trains(tiny_model_dir):
 
     config = config_for(tiny_model_dir, quantization="nf4")
     config.lora.r = 8
+    config.lora.target_modules = ["q_proj", "k_proj", "v_proj", "o_proj"]  # the seed's targets (lora_param_count)
     model = load_base_model(config, for_training=True)
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     cfg = json.loads((tiny_model_dir / "config.json").read_text())

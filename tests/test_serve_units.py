@@ -91,6 +91,7 @@ def test_bind_checks():
 
 def test_models_are_the_base_and_finished_runs_by_id_never_a_path(tiny_model_dir, tmp_path):
     from carexpert.config import write_frozen_config
+    from carexpert.runs.paths import RunPaths, mark_run_folder
 
     runs = tmp_path / "runs"
     finished = runs / "run-20261201-120000-aaaa"
@@ -101,6 +102,7 @@ def test_models_are_the_base_and_finished_runs_by_id_never_a_path(tiny_model_dir
                                                                  quantization="none"),
                                  train=dataclasses.replace(base.train, runs_dir=str(runs)))
     write_frozen_config(finished / "config.toml", config)
+    mark_run_folder(RunPaths(finished))  # carexpert's own run marker: only marked folders are runs
     registry = ModelRegistry(config, max_loaded=1)
     assert registry.ids() == ["base", "run-20261201-120000-aaaa"]
     for bad in ("run-20261201-130000-bbbb", str(finished), "../runs/run-20261201-120000-aaaa", 3, None):

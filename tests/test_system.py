@@ -59,13 +59,15 @@ def test_healthy_cpu_machine_has_no_problems_even_with_paged_optimizer():
 
 def test_4bit_without_a_working_bitsandbytes_backend_is_a_problem():
     broken = machine(bnb_4bit_error="RuntimeError: no CPU backend")
-    problems = compatibility_problems(Config(), broken)
+    qlora = Config()
+    qlora.model.quantization = "nf4"
+    problems = compatibility_problems(qlora, broken)
     assert len(problems) == 1 and problems[0].startswith("model.quantization = 'nf4'")
     assert "no CPU backend" in problems[0]
     config = Config()
     config.model.quantization = "none"
     assert compatibility_problems(config, broken) == []
-    assert compatibility_problems(Config(), machine(bnb_version=None, bnb_4bit_error="not installed"))
+    assert compatibility_problems(qlora, machine(bnb_version=None, bnb_4bit_error="not installed"))
 
 
 def test_bf16_on_a_card_without_bf16_is_a_problem():
@@ -111,6 +113,7 @@ def test_run_checks_on_a_healthy_cpu_machine(tiny_model_dir, tmp_path):
 def test_broken_4bit_fails_only_when_the_config_uses_it(tiny_model_dir, tmp_path):
     config = Config()
     config.model.base_model = str(tiny_model_dir)
+    config.model.quantization = "nf4"
     config.train.runs_dir = str(tmp_path)
     broken = machine(bnb_4bit_error="RuntimeError: no CPU backend")
     checks = by_name(run_checks(config, broken))

@@ -125,14 +125,14 @@ def test_resume_guard_refuses_changes_and_force_goes_on(tiny_model_dir, dataset,
     stop = GracefulStop()
     run(config, paths, stop=stop, callbacks=[StopAt(stop, 1)])
 
-    config.train.learning_rate = 1e-3
+    config.train.learning_rate = 5e-4
     with pytest.raises(UserError) as refused:
         run(config, paths, resume=True)
-    assert any("train.learning_rate" in line and "0.0002" in line for line in refused.value.details)
+    assert any("train.learning_rate" in line and "0.001" in line for line in refused.value.details)
     assert "--force" in refused.value.fix
     assert read_status(paths.status).state == "failed"
 
-    config.train.learning_rate = 2e-4
+    config.train.learning_rate = 1e-3
     config.ui.theme, config.eval.limit = "other-theme", 5  # harmless keys never block a resume
     write_tiny_dataset(dataset, count=30)
     with pytest.raises(UserError) as data_changed:
