@@ -8,11 +8,14 @@ import sys
 
 from test_export import make_adapter
 
+from carexpert.runs.paths import RunPaths, mark_run_folder
+
 
 def test_export_cli_writes_verified_merged_and_gguf_and_refuses_to_overwrite(tiny_model_dir, tmp_path):
     run = tmp_path / "runs" / "run-1"
     make_adapter(tiny_model_dir, run / "adapter")
     (run / "config.toml").write_text(f'[model]\nbase_model = "{tiny_model_dir}"\nquantization = "none"\n')
+    mark_run_folder(RunPaths(run))  # carexpert's own run marker: export acts only on run folders
     (tmp_path / "carexpert.toml").write_text(f'[train]\nruns_dir = "{tmp_path / "runs"}"\n')
     env = {**os.environ, "CAREXPERT_CONFIG": str(tmp_path / "carexpert.toml")}
     command = [sys.executable, "-m", "carexpert.cli.main", "export", "run-1", "--merged", "out", "--gguf", "out.gguf"]

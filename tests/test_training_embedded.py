@@ -24,6 +24,7 @@ def embedded_config(model_dir, dataset) -> Config:
     config.data.dataset = str(dataset)
     config.data.max_length = 96
     config.retrieval.enabled = False  # QLoRA mechanics on the real model; passages would not fit 96 tokens
+    config.model.quantization = "nf4"  # QLoRA: the 7B recipe's 4-bit base (the embedded default is bf16)
     config.data.validation_fraction = 0.0
     config.data.test_fraction = 0.0
     config.lora.r = 8

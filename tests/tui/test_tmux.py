@@ -54,7 +54,7 @@ def test_installed_app_in_a_real_terminal(tmp_path):
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", command)
     try:
         screen = wait_for_screen(session, "carexpert check", "alt+1 System")
-        assert "carexpert check" in screen and "model · nf4" in screen, screen
+        assert "carexpert check" in screen and "model · none" in screen, screen
         tmux("send-keys", "-t", session, "3")
         screen = wait_for_screen(session, "Runs", "run-20261125-101500-ab12")
         assert "finished" in screen and "s Start" in screen, screen
