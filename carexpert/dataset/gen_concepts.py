@@ -77,7 +77,7 @@ def concept_answer(rng: random.Random, knowledge: Knowledge, concept: Concept, k
         # The same cars the concept's passage in the knowledge store lists, so the answer can be read from it.
         vehicles = example_vehicles(knowledge, concept)[:MAX_EXAMPLES]
         chosen = rng.sample(vehicles, len(vehicles))
-        listed = human_list([f"the {v.name} with {_descriptor(concept, v)}" for v in chosen])
+        listed = human_list([f"the {v.name} with {example_descriptor(concept, v)}" for v in chosen])
         lead = rng.choice(["Examples from the cars I know include", "A few cars that use it:", "You'll find it in, for example,"])
         return f"{concept.summary} {lead} {listed}.", tuple(v.fact_id for v in chosen)
     raise ValueError(f"unknown concept question kind {kind!r}")
@@ -126,7 +126,8 @@ def _facts(knowledge: Knowledge, concept: Concept, kind: str) -> tuple[str, ...]
     return (concept.fact_id,)
 
 
-def _descriptor(concept: Concept, vehicle: Vehicle) -> str:
+def example_descriptor(concept: Concept, vehicle: Vehicle) -> str:
+    """What the example shows: 'all-wheel drive', 'a CVT', 'a 2.0-liter turbocharged inline-four'."""
     columns = set(concept.examples)
     if "drivetrain" in columns:
         return DRIVETRAINS[vehicle.drivetrain]

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from carexpert.dataset import units
-from carexpert.dataset.gen_concepts import MAX_EXAMPLES, example_vehicles
+from carexpert.dataset.gen_concepts import MAX_EXAMPLES, example_descriptor, example_vehicles
 from carexpert.dataset.gen_maintenance import KM_STEP
 from carexpert.dataset.text import capitalize_first, human_list
 from carexpert.knowledge.types import DRIVETRAINS, BudgetTier, Concept, Knowledge, MaintenanceItem, Passage, Vehicle
@@ -92,18 +92,6 @@ def concept_passage(concept: Concept, knowledge: Knowledge | None = None,
                                                 for v in examples]) + ".")
     kind = "buying" if concept.category == "buying" else "concept"
     return Passage(concept.fact_id, kind, title, " ".join(p.strip() for p in parts if p.strip()))
-
-
-def example_descriptor(concept: Concept, vehicle: Vehicle) -> str:
-    """What the example shows: 'all-wheel drive', 'a CVT', 'a 2.0-liter turbocharged inline-four'."""
-    from carexpert.dataset.text import a_or_an
-
-    columns = set(concept.examples)
-    if "drivetrain" in columns:
-        return DRIVETRAINS[vehicle.drivetrain]
-    if "transmission_type" in columns:
-        return a_or_an(vehicle.transmission)
-    return a_or_an(vehicle.engine)
 
 
 def interval_text(entry: MaintenanceItem) -> str:
