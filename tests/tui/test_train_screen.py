@@ -11,6 +11,7 @@ import pytest
 from textual.widgets import Label, Log
 
 from carexpert.config import config_to_toml
+from carexpert.errors import UserError
 from carexpert.runs import read_status
 from carexpert_tui.app import CarExpertApp
 from carexpert_tui.screens.confirm import ConfirmScreen
@@ -182,3 +183,47 @@ async def test_a_short_run_starts_at_once_and_e_only_measures(project):
         await pilot.press("x")
         await pilot.pause()
         await pilot.press("y")
+
+
+def failing_estimate():
+    """An ``estimate_time`` service that cannot time the run, as when the probe's child fails."""
+    calls: list[bool] = []
+
+    async def estimate(services, config_path, is_quick: bool):
+        calls.append(is_quick)
+        raise UserError("carexpert estimate could not time the run", details=["probe: out of memory"])
+
+    estimate.calls = calls
+    return estimate
+
+
+async def test_a_start_whose_time_cannot_be_measured_asks_then_starts(project):
+    estimate = failing_estimate()
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(estimate=estimate), mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("s")
+        assert await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "could not be measured" in app.screen.question and "out of memory" in app.screen.question
+        await pilot.press("y")
+        assert await wait_until(pilot, lambda: app.screen.selected is not None, timeout=30)
+        assert label_text(app, "#train-time") == "time: not measured"
+        # s, q and e work again once the start is through (the runs scan may list the run sooner)
+        assert await wait_until(pilot, lambda: app.screen.check_action("start_training", ()) is True)
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.press("y")
+
+
+async def test_e_or_q_without_a_measured_time_reports_it_and_starts_nothing(project):
+    estimate = failing_estimate()
+    app = CarExpertApp(project / "carexpert.toml", services=fake_services(estimate=estimate), mode="train")
+    async with app.run_test(size=(100, 32)) as pilot:
+        for key in ("e", "q"):
+            await pilot.press(key)
+            assert await wait_until(pilot, lambda: label_text(app, "#train-time") == "time: not measured (see the message)")
+            assert app.screen.check_action("quick_run", ()) is True  # the keys work again
+            app.screen.query_one("#train-time", Label).update("")
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert not any((project / "runs").iterdir())
+        assert estimate.calls == [False, True]
