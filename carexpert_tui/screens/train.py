@@ -9,6 +9,8 @@ on their own clock. A run driven by another process (live, or its lock held) is 
 attached and read-only: resume is off for it, so no doomed second trainer is spawned.
 After an out-of-memory failure one key applies the trainer's advice and resumes
 (``carexpert_tui.recovery``); runs marked with m are compared side by side with v.
+s, q and e first measure the run's time and ask before a long or a quick run
+(``carexpert_tui.screens.train_time``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from textual.widgets import Label, Log, OptionList, ProgressBar, TabbedContent, 
 from textual.worker import get_current_worker
 from textual_plot import PlotWidget
 
-from carexpert.errors import UserError
 from carexpert.runs import EventFollower, RunPaths
 from carexpert.runs.log_tail import LogFollower
 from carexpert.textsafe import strip_controls
@@ -38,7 +39,7 @@ from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.screens.compare import CompareScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.screens.path_prompt import PathPrompt
-from carexpert_tui.time_estimate import TimeReport
+from carexpert_tui.screens.train_time import TimeLine
 from carexpert_tui.widgets.metric_chart import MetricChart
 from carexpert_tui.widgets.run_list import RunList
 from carexpert_tui.widgets.vram_panel import VramPanel
@@ -73,7 +74,6 @@ class TrainScreen(ModeScreen):
 
     selected: reactive[str | None] = reactive(None, bindings=True)
     busy: reactive[bool] = reactive(False, bindings=True)
-    estimating: reactive[bool] = reactive(False, bindings=True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,7 +86,7 @@ class TrainScreen(ModeScreen):
         with Horizontal(id="train-main"):
             with Vertical(id="runs-box", classes="box"):
                 yield Label(id="train-config")
-                yield Label("time: e measures it", id="train-time")
+                yield TimeLine(id="train-time")
                 yield RunList(id="run-list")
             with Vertical(id="run-view"):
                 yield Label("Select a run, or press s to start one.", id="run-title")
@@ -268,7 +268,7 @@ class TrainScreen(ModeScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         row = self.selected_row()
         if action in ("start_training", "quick_run", "estimate_time"):
-            return None if self.busy or self.estimating else True
+            return None if self.busy or self.query_one(TimeLine).measuring else True
         if action == "stop_training":
             return True if row is not None and row.live and not self.busy else None
         if action == "resume_training":  # another process's run: shown, but off
@@ -298,29 +298,9 @@ class TrainScreen(ModeScreen):
     @work(exclusive=True, exit_on_error=False, group="time-estimate", description="Timing the run")
     async def estimate_then_start(self, *, quick: bool, start: bool) -> None:
         """Time the run in a child process, show it, ask before a long or a quick run, then start."""
-        label = self.query_one("#train-time", Label)
-        label.update("time: measuring a few training steps on this machine…")
-        self.estimating = True
-        try:
-            report = TimeReport.from_json(await self.app.services.estimate_time(
-                self.app.services, self.config_argument(), quick), quick=quick)
-        except UserError as error:
-            if not start or quick:  # the quick profile is sized from the probe: nothing to start without it
-                raise
-            label.update("time: not measured")
-            question = f"The run's time could not be measured:\n{error.render()}\n\nStart it without an estimate?"
-            if await self.app.push_screen_wait(ConfirmScreen(question, yes="Start", no="Cancel")):
-                self.run_control("start")
-            return
-        finally:
-            self.estimating = False
-        label.update(report.label())
-        label.set_class(report.long, "-long")
-        question = report.question() if start else None
-        if question and not await self.app.push_screen_wait(ConfirmScreen(question, yes="Start", no="Cancel")):
-            return
-        if start:
-            self.run_control("quick" if quick else "start")
+        action = await self.query_one(TimeLine).time_then_ask(self.config_argument(), quick=quick, start=start)
+        if action:
+            self.run_control(action)
 
     def refuse_if_attached(self) -> bool:
         """Re-check at the key press (the lock may have been taken since the last scan)."""
@@ -401,7 +381,7 @@ class TrainScreen(ModeScreen):
     def worker_failed(self, worker) -> None:
         self.busy = False
         if worker.group == "time-estimate":
-            self.query_one("#train-time", Label).update("time: not measured (see the message)")
+            self.query_one(TimeLine).show_not_measured(" (see the message)")
 
     @on(RunControlFinished)
     def control_finished(self, message: RunControlFinished) -> None:
