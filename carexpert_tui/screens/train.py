@@ -3,10 +3,11 @@
 Training never runs in the app: start, stop and resume are ``carexpert`` commands run
 as child processes, and the run lives in its own session. The screen only reads the
 run folder: a thread worker follows ``events.jsonl`` (and the tail of ``train.log``)
-and posts what it reads, so a run started from the CLI, or before the app opened,
-is watched exactly like one started here. Charts keep a decimated history and redraw
-on their own clock. A run driven by another process (live, or its lock held) is shown
-attached and read-only: resume is off for it, so no doomed second trainer is spawned.
+and hands what it reads to the run view (``carexpert_tui.screens.train_run_view``), so
+a run started from the CLI, or before the app opened, is watched exactly like one
+started here. Charts keep a decimated history and redraw on their own clock. A run
+driven by another process (live, or its lock held) is shown attached and read-only:
+resume is off for it, so no doomed second trainer is spawned.
 After an out-of-memory failure one key applies the trainer's advice and resumes
 (``carexpert_tui.recovery``); runs marked with m are compared side by side with v.
 s, q and e first measure the run's time and ask before a long or a quick run
@@ -18,31 +19,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import Label, Log, OptionList, ProgressBar, TabbedContent, TabPane
+from textual.widgets import Label, OptionList
 from textual.worker import get_current_worker
 from textual_plot import PlotWidget
 
 from carexpert.runs import EventFollower, RunPaths
 from carexpert.runs.log_tail import LogFollower
-from carexpert.textsafe import strip_controls
 from carexpert_tui import child_commands, recovery
-from carexpert_tui.formatting import duration, number, stats_line
 from carexpert_tui.messages import RunControlFinished, RunEventsRead, RunLogRead
 from carexpert_tui.run_rows import RunRow
 from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.screens.compare import CompareScreen
 from carexpert_tui.screens.confirm import ConfirmScreen
 from carexpert_tui.screens.path_prompt import PathPrompt
+from carexpert_tui.screens.train_run_view import RunView
 from carexpert_tui.screens.train_time import TimeLine
-from carexpert_tui.widgets.metric_chart import MetricChart
 from carexpert_tui.widgets.run_list import RunList
-from carexpert_tui.widgets.vram_panel import VramPanel
 
 FOLLOW_POLL_S = 0.25
 LOG_TAIL_BYTES = 64 * 1024
@@ -79,7 +76,6 @@ class TrainScreen(ModeScreen):
         super().__init__()
         self.chosen_config: Path | None = None
         self.pending_select: str | None = None
-        self.last_step: dict[str, Any] = {}
         self.marked: frozenset[str] = frozenset()
 
     def compose_body(self) -> ComposeResult:
@@ -88,26 +84,10 @@ class TrainScreen(ModeScreen):
                 yield Label(id="train-config")
                 yield TimeLine(id="train-time")
                 yield RunList(id="run-list")
-            with Vertical(id="run-view"):
-                yield Label("Select a run, or press s to start one.", id="run-title")
-                yield Label(id="run-attached")
-                yield Label(id="run-warning")
-                yield Label(id="run-problem")
-                yield ProgressBar(total=None, show_eta=False, id="run-progress")
-                yield Label("", id="run-stats")
-                yield MetricChart("loss", {"train": "loss-train", "val": "loss-eval"}, id="loss-chart")
-                with TabbedContent(id="train-tabs"):
-                    with TabPane("LR", id="tab-lr"):
-                        yield MetricChart("learning rate", {"lr": "lr-line"}, id="lr-chart")
-                    with TabPane("VRAM", id="tab-vram"):
-                        yield VramPanel(id="vram")
-                    with TabPane("Log", id="tab-log"):
-                        yield Log(max_lines=2000, id="run-log")
+            yield RunView(id="run-view")
 
     def on_mount(self) -> None:
         self.query_one("#runs-box").border_title = "Runs"
-        for notice in ("#run-problem", "#run-warning", "#run-attached"):
-            self.query_one(notice).display = False
         self.watch(self.app, "runs", self.show_runs)
         self.watch(self.app, "config_path", lambda _path: self.show_config_choice())
         self.query_one(RunList).focus()
@@ -157,15 +137,7 @@ class TrainScreen(ModeScreen):
             return
         self.selected = run_id
         self.app.current_run = run_id
-        self.last_step = {}
-        for chart in self.query(MetricChart):
-            chart.clear()
-        self.query_one(VramPanel).clear()
-        self.query_one(Log).clear()
-        self.query_one("#run-progress", ProgressBar).update(total=None, progress=0)
-        self.query_one("#run-stats", Label).update("")
-        for notice in ("#run-problem", "#run-warning"):
-            self.query_one(notice).display = False
+        self.query_one(RunView).clear()
         self.show_title()
         row = self.selected_row()
         if row is not None:
@@ -173,18 +145,8 @@ class TrainScreen(ModeScreen):
 
     def show_title(self) -> None:
         row = self.selected_row()
-        if row is None:
-            return
-        self.query_one("#run-title", Label).update(Text(f"{row.run_id} · {row.state}"))
-        self.set_class(row.live, "-live")
-        attached = self.query_one("#run-attached", Label)
-        attached.display = row.attached
-        if row.attached:
-            owner = f"pid {row.owner_pid}" if row.owner_pid else "another process"
-            attached.update(f"attached, read-only: {owner} drives this run; "
-                            + ("stop it with x to resume later" if row.live else "it holds the run's lock"))
-        if row.stalled and not self.query_one("#run-warning").display:
-            self.show_stall(None)  # the stalled event, once read, adds how long
+        if row is not None:
+            self.query_one(RunView).show_row(row)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow-run", description="Following the run")
     def follow_run(self, paths: RunPaths) -> None:
@@ -204,64 +166,13 @@ class TrainScreen(ModeScreen):
 
     @on(RunEventsRead)
     def apply_events(self, message: RunEventsRead) -> None:
-        if message.run_id != self.selected:
-            return
-        loss, lr = self.query_one("#loss-chart", MetricChart), self.query_one("#lr-chart", MetricChart)
-        log = self.query_one(Log)
-        last_step = None
-        for event in message.events:
-            kind = event.get("type")
-            if kind == "step":
-                step = event.get("step", 0)
-                loss.add_point("train", step, event.get("loss"))
-                lr.add_point("lr", step, event.get("lr"))
-                last_step = event
-            elif kind == "eval":
-                loss.add_point("val", event.get("step", 0), event.get("val_loss"))
-            elif kind == "status":
-                self.show_problem(event)
-            if kind == "stalled":
-                self.show_stall(event)
-            elif kind in ("start", "step"):
-                self.query_one("#run-warning").display = False
-            if kind in ("checkpoint", "notice", "stalled", "summary"):
-                log.write_line(f"[{kind}] " + ", ".join(f"{k}={v}" for k, v in event.items()
-                                                       if k not in ("v", "type", "time", "config")))
-        if last_step is not None:
-            self.show_step(last_step)
-
-    def show_step(self, event: dict[str, Any]) -> None:
-        self.last_step = event
-        max_steps = event.get("max_steps")
-        self.query_one("#run-progress", ProgressBar).update(total=max_steps or None, progress=event.get("step", 0))
-        self.query_one("#run-stats", Label).update(stats_line(event))
-        self.query_one(VramPanel).update_from_step(event, self.app.gpus)
-
-    def show_problem(self, event: dict[str, Any]) -> None:
-        problem = self.query_one("#run-problem", Label)
-        error = event.get("error")
-        advice = event.get("advice") or []
-        problem.display = bool(error)
-        if error:
-            texts = [item.get("text", "") if isinstance(item, dict) else str(item) for item in advice[:3]]
-            fix = " (press a to apply the first and resume)" if recovery.first_fix(advice) else ""
-            shown = f"{event.get('state', 'failed')}: {error}{fix}" + "".join(f"\n→ {t}" for t in texts)
-            problem.update(Text(strip_controls(shown)))  # from the run's files: text, never markup
-        self.refresh_bindings()
-
-    def show_stall(self, event: dict[str, Any] | None) -> None:
-        warning = self.query_one("#run-warning", Label)
-        detail = ""
-        if event and event.get("seconds_since_step") is not None:
-            detail = (f": no step for {duration(event['seconds_since_step'])} "
-                      f"(median step {number(event.get('median_step_s'), 2)} s)")
-        warning.update(f"⚠ stalled{detail}. Check the GPU and the log; stop with x.")
-        warning.display = True
+        if message.run_id == self.selected:
+            self.query_one(RunView).show_events(message.events)
 
     @on(RunLogRead)
     def append_log(self, message: RunLogRead) -> None:
         if message.run_id == self.selected:
-            self.query_one(Log).write(message.text)
+            self.query_one(RunView).append_log(message.text)
 
     # --- start, stop, resume ---------------------------------------------------------------------
 
