@@ -241,3 +241,25 @@ def test_a_held_out_vehicles_derived_passage_never_reaches_a_training_context(re
     for share in (0.0, 1.0):
         grounded = ground_record(record, retriever, GroundingPlan(distractor_only_share=share), held_out=held)
         assert not any(RIDGELINE in i for i in grounded["context_ids"]), grounded["context_ids"]
+
+
+def test_built_training_data_shows_comparisons_and_fuel_costs_but_nothing_of_an_unseen_fact(tmp_path, monkeypatch):
+    from carexpert.config import Config
+    from carexpert.dataset import build_from_config
+    from carexpert.dataset.splits import unseen_test_facts
+
+    monkeypatch.chdir(tmp_path)
+    built = build_from_config(Config())
+    unseen = {f.removeprefix("vehicle:") for f in unseen_test_facts(built.splits)}
+    assert unseen
+    arithmetic = 0
+    for record in built.splits["train"] + built.splits["validation"]:
+        ids = record["context_ids"]
+        assert not unseen & {part for i in ids for part in i.removeprefix("derived:").split(":")}, (record["id"], ids)
+        kind = record["kind"]
+        needs = kind in ("fuel_cost", "hybrid_savings") or (kind.startswith("compare_")
+                                                             and kind not in ("compare_short", "compare_fictional"))
+        if needs and record["grounding"] == ORACLE:
+            assert any(i.startswith("derived:") for i in ids), (record["id"], ids)
+            arithmetic += 1
+    assert arithmetic > 50
