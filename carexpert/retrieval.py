@@ -1,7 +1,10 @@
 """Question in, passages out: the one retrieval step shared by training data, evaluation, chat and serving.
 
-Entity matching runs first (make / model / year / trim, with aliases and typo tolerance),
-then full-text ranking (SQLite FTS5, bm25) fills the remaining places. The passages go
+Entity matching runs first (make / model / year / trim, with aliases and typo tolerance);
+right after the named vehicles come the passages computed for the question from their rows
+(a comparison's differences, a fuel cost: ``carexpert.knowledge.derived``), because a small
+model copies figures well and does arithmetic badly; then full-text ranking (SQLite FTS5,
+bm25) fills the remaining places. The passages go
 into the prompt through ``carexpert.prompt.render_prompt(..., context=retrieval.texts())``.
 
 When a question names a make and model that the store does not know, ``Retrieval.unknown``
@@ -24,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from carexpert.knowledge.entities import EntityIndex
+from carexpert.knowledge.derived import derived_passages
+from carexpert.knowledge.entities import EntityIndex, Named
 from carexpert.knowledge.loading import load_knowledge
 from carexpert.knowledge.passages import LINK_WORDS, budget_answer_passage
 from carexpert.knowledge.store import KnowledgeStore, build_store, needs_build, store_path
@@ -37,7 +41,7 @@ __all__ = ["Hit", "Passage", "Retrieval", "Retriever", "UnknownVehicle", "guard_
 class Hit:
     passage: Passage
     score: float
-    how: str  # "entity" (named in the question) or "text" (full-text rank)
+    how: str  # "entity" (named in the question), "computed" (a derived passage) or "text" (full-text rank)
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class Retriever:
         knowledge = load_knowledge()
         self._segments = dict(knowledge.segments)
         self._tiers = knowledge.budget_tiers
+        self._assumptions = dict(knowledge.assumptions)
         self._lock = threading.Lock()
         titles = [set(_WORD.findall(t.lower())) for t in store.topic_titles()]
         self._title_weight = {w: math.log(1 + len(titles) / sum(w in t for t in titles))
@@ -148,6 +153,7 @@ class Retriever:
         budget = None if named else self._budget_passage(question)
         if budget is not None:
             hits.append(Hit(budget, ENTITY_SCORE, "entity"))
+        hits += [Hit(passage, ENTITY_SCORE, "computed") for passage in self._derived(question, named)]
         unknown = None
         if match.unknown is not None:
             keys = self.index.suggestions(match.unknown)
@@ -162,6 +168,18 @@ class Retriever:
                 if passage.id not in seen and score >= self.min_score:
                     hits.append(Hit(passage, score, "text"))
         return Retrieval(question, self._fit(hits[:k]), unknown)
+
+    def _derived(self, question: str, named: list[Named]) -> list[Passage]:
+        """Passages computed for the question from the named vehicles' rows, one vehicle per mention (of an
+        ambiguous name, "Ioniq", the best match), in the order the question names them."""
+        first: dict[int, str] = {}
+        for entry in named:
+            first.setdefault(entry.position, entry.key.id)
+        if not first:
+            return []
+        rows = {v.id: v for v in self.store.vehicles(first.values())}
+        vehicles = [rows[i] for i in first.values() if i in rows]
+        return derived_passages(question, vehicles, self._assumptions)
 
     def _text_hits(self, question: str, named: list, seen: set[str], wanted: int) -> list[Hit]:
         """bm25 over the topic passages, re-ranked: a concept that explains the aspect asked about of a named

@@ -94,6 +94,9 @@ def test_eval_run_end_to_end_on_the_tiny_model(tiny_model_dir, tmp_path, capsys)
     run, config = make_adapter_run(tiny_model_dir, tmp_path / "runs", run_id="r-e2e")
     config.data.data_dir = str(tmp_path / "data")
     config.data.num_examples = 200
+    # the tiny tokenizer's 512-word vocabulary spends a token on every few characters: a validation record
+    # with three retrieved passages runs past 1024 tokens and would be dropped from the loss
+    config.data.max_length = 4096
     write_frozen_config(run.config, config)
     current = load_config(path)
     current.eval.max_new_tokens = 6

@@ -230,6 +230,10 @@ def test_a_question_about_a_cars_gearbox_brings_the_concept_that_explains_it(ret
     ("Is the BMW X11 fast?", "BMW X11"),
     ("What is the torque of the Veltron Aero GT?", "Veltron Aero GT"),
     ("How fast is the 2023 Kestrel Motors Arrow S?", "2023 Kestrel Motors Arrow S"),
+    # the name stops where the sentence does, not at the next capitalized word
+    ("I'm deciding between the 2022 CX-5 2.5 S and the 2023 Mazda Solstra. Thoughts?", "2023 Mazda Solstra"),
+    ("I'm deciding between the 2023 Cadillac Lyriq and the 2024 Cadillac Solenne. Thoughts?", "2024 Cadillac Solenne"),
+    ("Is the Veltron Aero GT, Honestly, any quicker?", "Veltron Aero GT"),
 ])
 def test_made_up_models_are_flagged_with_real_suggestions(retriever, question, named):
     result = retriever.retrieve(question)

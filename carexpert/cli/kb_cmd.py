@@ -89,7 +89,9 @@ def run_search(args: argparse.Namespace) -> int:
     result = retriever.retrieve(args.query, k=args.k)
     if args.json:
         print(json.dumps([{"id": h.passage.id, "kind": h.passage.kind, "score": round(h.score, 3), "how": h.how,
-                           "title": h.passage.title, "text": h.passage.text} for h in result.hits],
+                           "title": h.passage.title, "text": h.passage.text,
+                           **({"sources": list(h.passage.sources)} if h.passage.sources else {})}
+                          for h in result.hits],
                          ensure_ascii=False, indent=2))
         return 0
     if result.unknown is not None:
@@ -130,6 +132,10 @@ def run_remove(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     store = _fresh_store(args)
     passage = store.passage(args.id)
+    if passage is None and args.id.startswith("derived:"):
+        raise UserError(f"{args.id!r} is computed for a question, not stored",
+                        fix="see it with carexpert kb search and the question, e.g. "
+                            "\"Which is more powerful, the 2024 Camry LE or the 2023 Accord LX?\"")
     if passage is None:
         raise UserError(f"no passage with id {args.id!r}", where=str(store.path),
                         fix="find ids with 'carexpert kb search QUERY' (vehicles use their vehicles.csv id)")

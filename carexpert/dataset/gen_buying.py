@@ -106,7 +106,7 @@ def _budget_builder(knowledge: Knowledge, budget: int, segment: str | None):
 def fuel_answer(vehicle: Vehicle, miles: int, price: float) -> tuple[str, dict[str, tuple[float, str]]]:
     mpg = vehicle.mpg_combined
     assert mpg is not None, vehicle.id  # fuel questions are asked only of cars with an EPA figure
-    gallons = int(units.round_half_up(miles / mpg))
+    gallons = units.annual_gallons(miles, mpg)
     cost = units.annual_fuel_cost(miles, mpg, price)
     text = (f"At {units.fmt_int(miles)} miles a year and ${units.fmt_price(price)} per gallon, the {vehicle.name} "
             f"(EPA {vehicle.mpg_combined} mpg combined) would use about {units.fmt_int(gallons)} gallons, or roughly "
@@ -156,7 +156,7 @@ def savings_answer(knowledge: Knowledge, hybrid: Vehicle, gas: Vehicle) -> tuple
                   **vehicle_reference(hybrid, reference_prefix(hybrid)), **vehicle_reference(gas, reference_prefix(gas))}
     if hybrid.msrp_usd and gas.msrp_usd and savings > 0:
         premium = hybrid.msrp_usd - gas.msrp_usd
-        years = units.round_half_up(premium / savings, 1)
+        years = units.payback_years(premium, savings)
         text += (f" The hybrid's base price is {units.fmt_usd(premium)} higher ({units.fmt_usd(hybrid.msrp_usd)} versus "
                  f"{units.fmt_usd(gas.msrp_usd)}), so it would take roughly {units.fmt_decimal(years)} years of fuel "
                  f"savings to break even; more if you mostly drive on the highway, less in city traffic. Note the two "

@@ -6,9 +6,13 @@ read them from the prompt. So every training and validation record gets a ``cont
 built from the same retrieval that evaluation and chat use, in one of three shapes:
 
 - **oracle**: the passage(s) holding the answer plus the retriever's other hits as
-  distractors; the answer is unchanged (its figures are the passage's figures);
+  distractors; the answer is unchanged (its figures are the passage's figures). A passage
+  the retriever computed for the question (``kind`` "derived": a comparison's differences,
+  a fuel cost; ``carexpert.knowledge.derived``) from the record's own vehicles joins them,
+  right after the vehicles' passages, so the model learns to copy those figures too;
 - **distractors only** (a share of the questions whose answer rests on one vehicle's
-  figures): the answering passage is dropped on purpose and the answer becomes the
+  figures): the answering passage, and every derived passage computed from that vehicle
+  (its figures would contradict the refusal), is dropped on purpose and the answer becomes the
   "no verified figure" refusal naming the closest vehicles in the context
   (``carexpert.retrieval.guard_refusal``), so the model learns to abstain instead of
   copying a distractor's figures (Gekhman et al. 2024: tuning on facts a model cannot
@@ -16,8 +20,8 @@ built from the same retrieval that evaluation and chat use, in one of three shap
 - **refusal**: questions about made-up models get the retriever's real neighbours as
   context and the same refusal, naming vehicles the context really holds.
 
-Passages of facts held out for evaluation never appear in training contexts, so the
-test measures reading, not memory. The choice per record is seeded by the record id:
+Passages of facts held out for evaluation never appear in training contexts, nor does a
+derived passage computed from a held-out vehicle, so the test measures reading, not memory. The choice per record is seeded by the record id:
 the same data and store always give the same records.
 """
 
@@ -72,12 +76,13 @@ def ground_record(record: Mapping[str, Any], retriever: RetrieverLike, plan: Gro
     question = question_text(record)
     # Ask for a few spare hits: some are held out or are the passage we drop on purpose.
     retrieval = retriever.retrieve(question, k=plan.top_k + 3)
-    hits = [p for p in retrieval.passages if p.fact_id not in held_out]
+    hits = [p for p in retrieval.passages if not _held(p, held_out)]
     fact_ids = [str(f) for f in record.get("fact_ids", ())]
     # A retrieved passage is preferred to the stored one of the same id: the budget passage is
     # written for the amount the question names.
     retrieved = {p.id: p for p in retrieval.passages}
-    oracles = [retrieved.get(p.id, p) for p in _oracles(fact_ids, retriever, plan.top_k)]
+    oracles = _with_derived([retrieved.get(p.id, p) for p in _oracles(fact_ids, retriever, plan.top_k)], hits,
+                            plan.top_k)
     out = dict(record)
     if any(f.startswith(_FICTIONAL_PREFIX) for f in fact_ids) and record.get("expect_refusal"):
         # A made-up model, perhaps beside a real one whose figures the answer gives: keep the real one's passage.
@@ -91,7 +96,8 @@ def ground_record(record: Mapping[str, Any], retriever: RetrieverLike, plan: Gro
     oracle_ids = {p.id for p in oracles}
     distractors = [p for p in hits if p.id not in oracle_ids]
     if _may_drop(fact_ids) and rng.random() < plan.distractor_only_share:
-        context = distractors[: plan.top_k]
+        dropped = {p.id for p in oracles if p.kind == "vehicle"}
+        context = [p for p in distractors if dropped.isdisjoint(p.sources)][: plan.top_k]
         out["output"] = guard_refusal(oracles[0].title, _vehicles(context))
         out.pop("reference", None)
         out.pop("key_terms", None)
@@ -114,6 +120,22 @@ def _oracles(fact_ids: Sequence[str], retriever: RetrieverLike, top_k: int) -> l
         if passage is not None and passage not in found:
             found.append(passage)
     return found[:top_k]
+
+
+def _held(passage: Passage, held_out: AbstractSet[str]) -> bool:
+    """A held-out fact's passage, or one computed from a held-out vehicle."""
+    return passage.fact_id in held_out or any(_VEHICLE_PREFIX + s in held_out for s in passage.sources)
+
+
+def _with_derived(oracles: list[Passage], hits: Sequence[Passage], top_k: int) -> list[Passage]:
+    """The oracles with the retrieved derived passages computed only from their vehicles, placed after the
+    vehicles' passages (as retrieval places them), as many as fit in the context."""
+    ids = {p.id for p in oracles if p.kind == "vehicle"}
+    derived = [p for p in hits if p.sources and ids.issuperset(p.sources) and p not in oracles]
+    if not derived:
+        return oracles
+    last = max(i for i, p in enumerate(oracles) if p.kind == "vehicle")
+    return (oracles[:last + 1] + derived + oracles[last + 1:])[:top_k]
 
 
 def _may_drop(fact_ids: Sequence[str]) -> bool:

@@ -17,7 +17,7 @@ from carexpert.config import Config
 from carexpert.dataset.fingerprint import dataset_fingerprint
 from carexpert.dataset.generator import DEFAULT_MIX, generate_examples
 from carexpert.dataset.showcase import showcase_cases, showcase_fact_ids
-from carexpert.dataset.splits import MANIFEST, build_splits, read_splits, write_splits
+from carexpert.dataset.splits import MANIFEST, build_splits, read_splits, unseen_test_facts, write_splits
 from carexpert.dataset.tokenization import TokenizeReport, tokenize_records
 from carexpert.dataset.user_load import LoadReport, load_user_records
 from carexpert.errors import UserError
@@ -138,7 +138,9 @@ def ground_built(built: BuiltData, config: Config) -> None:
     from carexpert.retrieval import open_retriever
 
     retriever = open_retriever(config)
-    held_out = {f for r in built.splits["test"] if r.get("holdout") == "fact" for f in r.get("fact_ids", ())}
+    # Facts training never sees (not every fact of a held-out test record: a comparison held out for one
+    # car's sake names a second car that training does see, whose passages and derived passages may appear).
+    held_out = set(unseen_test_facts(built.splits))
     plan = GroundingPlan(top_k=config.retrieval.top_k, seed=config.train.seed)
     for name in ("train", "validation"):
         built.splits[name] = ground_records(built.splits[name], retriever, plan, held_out)

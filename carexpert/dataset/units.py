@@ -42,9 +42,19 @@ def mpg_to_l100km(mpg: float) -> float:
     return round_half_up(MPG_L100KM / mpg, 1)
 
 
+def annual_gallons(miles_per_year: float, mpg: float) -> int:
+    """Gallons a year at an EPA combined rating, rounded to the gallon."""
+    return int(round_half_up(miles_per_year / mpg))
+
+
 def annual_fuel_cost(miles_per_year: float, mpg: float, price_per_gallon: float) -> int:
     """Dollars a year: gallons used times the price, rounded to the dollar."""
     return int(round_half_up(miles_per_year / mpg * price_per_gallon))
+
+
+def payback_years(price_premium: float, yearly_savings: float) -> float:
+    """Years of fuel savings that pay back a higher purchase price, to one decimal."""
+    return round_half_up(price_premium / yearly_savings, 1)
 
 
 def fmt_int(value: float) -> str:

@@ -3,7 +3,8 @@
 Each question is sent to the retriever once (``retrieve(question) -> carexpert.retrieval.Retrieval``);
 base + retrieval and tuned + retrieval read the same passages, so they differ only in the
 adapter. What was retrieved is saved with the item (``retrieved``: passage id, kind, title,
-score, how it was found, and its text, best first) so an answer can be traced to the passage
+score, how it was found, its text and, for a passage computed for the question, the vehicles
+it was computed from, best first) so an answer can be traced to the passage
 it used, and saved answers can be scored again without the store.
 
 The guard: with ``retrieval.guard`` on, a question whose retrieval names a make and model the
@@ -47,7 +48,8 @@ class CaseRetrieval:
 def passages_of(hits: Sequence[dict[str, Any]] | None) -> list[Passage]:
     """Passages from saved ``retrieved`` entries (for attribution when rescoring)."""
     return [Passage(id=str(h.get("id")), kind=str(h.get("kind", "")), title=str(h.get("title", "")),
-                    text=str(h.get("text", ""))) for h in hits or ()]
+                    text=str(h.get("text", "")), sources=tuple(str(s) for s in h.get("sources") or ()))
+            for h in hits or ()]
 
 
 def question_text(case: EvalCase) -> str:
@@ -57,7 +59,8 @@ def question_text(case: EvalCase) -> str:
 
 def case_retrieval(retrieval: Retrieval, guard: bool) -> CaseRetrieval:
     hits = [{"id": hit.passage.id, "kind": hit.passage.kind, "title": hit.passage.title,
-             "score": round(float(hit.score), 4), "how": hit.how, "text": hit.passage.text}
+             "score": round(float(hit.score), 4), "how": hit.how, "text": hit.passage.text,
+             **({"sources": list(hit.passage.sources)} if hit.passage.sources else {})}
             for hit in retrieval.hits]
     unknown = retrieval.unknown.named if retrieval.unknown is not None else None
     return CaseRetrieval(hits, unknown, retrieval.refusal if guard and unknown else None)

@@ -91,6 +91,7 @@ class _Token:
     compact: str
     capitalized: bool
     start: int
+    after_break: bool = False  # a sentence or clause ends before it ("Solstra. Thoughts?", "Zephyr, Toyota")
 
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
@@ -107,11 +108,17 @@ def trim_words(trim: str) -> tuple[str, ...]:
     return tuple(w for w in (compact(part) for part in _TRIM_SPLIT.split(trim)) if w)
 
 
+_BREAK = re.compile(r"[.!?,;:]")
+
+
 def tokenize(text: str) -> list[_Token]:
     tokens = []
+    end = 0
     for m in TOKEN.finditer(text):
         word = re.sub(r"['’]s$", "", m.group())
-        tokens.append(_Token(word, compact(word), word[:1].isupper() or any(c.isdigit() for c in word[1:]), m.start()))
+        tokens.append(_Token(word, compact(word), word[:1].isupper() or any(c.isdigit() for c in word[1:]), m.start(),
+                             bool(_BREAK.search(text, end, m.start()))))
+        end = m.end()
     return tokens
 
 
@@ -345,7 +352,7 @@ class EntityIndex:
         end = start + 1
         while end < len(tokens) and end - start < MAX_NAME_TOKENS and not used[end] and end not in makes:
             t = tokens[end]
-            if not (t.capitalized or t.compact.isdigit()) or YEAR.match(t.text) or t.compact in STOPWORDS \
+            if t.after_break or not (t.capitalized or t.compact.isdigit()) or YEAR.match(t.text) or t.compact in STOPWORDS \
                     or ("-" in t.text and t.compact.isdigit()) or (t.compact in VEHICLE_WORDS and not t.text.isupper()):
                 break
             end += 1

@@ -195,10 +195,14 @@ class Knowledge:
 class Passage:
     """One retrievable passage of the knowledge store."""
 
-    id: str     # a vehicle: its id in vehicles.csv; others: "concept:<id>", "maintenance:<id>", "buying:<id>", "note:..."
-    kind: str   # "vehicle", "concept", "maintenance", "buying" or "note"
+    id: str     # a vehicle: its id in vehicles.csv; others: "concept:<id>", "maintenance:<id>", "buying:<id>", "note:...",
+                # "derived:compare:<idA>:<idB>", "derived:fuel:<id>"
+    kind: str   # "vehicle", "concept", "maintenance", "buying", "note" or "derived" (computed for one question)
     title: str  # "2024 Toyota Camry LE", "Turbocharger", ...
     text: str   # what the model reads (begins with the title)
+    # A derived passage: the ids of the vehicles its figures were computed from (a training context that
+    # may not show one of them must not show this passage either). Empty for stored passages.
+    sources: tuple[str, ...] = ()
 
     @property
     def fact_id(self) -> str:

@@ -49,14 +49,16 @@ SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "max_new
 
 def sources_note(sources: list[dict[str, str]], retrieval: bool, finish_reason: str | None,
                  problem: str | None = None) -> str:
-    """"sources: 2024 Toyota Camry LE · Turbocharger" under an answer."""
+    """"sources: 2024 Toyota Camry LE · Turbocharger" under an answer (a passage retrieval computed for the
+    question, a comparison or a fuel cost, is marked "(computed)")."""
     if finish_reason == "guard":
         return "refused by the retrieval guard: that vehicle is not in the knowledge store"
     if not retrieval:
         return "closed-book (retrieval off)"
     if not sources:
         return f"closed-book: retrieval is unavailable ({problem.splitlines()[0]})" if problem else "no passages found"
-    return "sources: " + " · ".join(str(source.get("title") or source.get("id")) for source in sources)
+    return "sources: " + " · ".join(str(source.get("title") or source.get("id"))
+                                    + (" (computed)" if source.get("kind") == "derived" else "") for source in sources)
 
 
 def finish_note(stats: dict[str, Any], stopped: bool) -> str:

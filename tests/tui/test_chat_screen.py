@@ -133,6 +133,16 @@ async def test_sources_under_each_answer_and_retrieval_toggle(project):
         assert session.retrieval_enabled
 
 
+def test_a_computed_source_is_marked_as_computed():
+    from carexpert_tui.screens.chat import sources_note
+
+    sources = [{"id": "ram-1500-2019-tradesman", "kind": "vehicle", "title": "2019 Ram 1500 Tradesman"},
+               {"id": "derived:compare:ram-1500-2019-tradesman:honda-ridgeline-2024-sport", "kind": "derived",
+                "title": "2019 Ram 1500 Tradesman vs 2024 Honda Ridgeline Sport"}]
+    assert sources_note(sources, True, "stop") == \
+        "sources: 2019 Ram 1500 Tradesman · 2019 Ram 1500 Tradesman vs 2024 Honda Ridgeline Sport (computed)"
+
+
 async def test_api_server_starts_detached_shows_its_numbers_and_stops(project):
     """ctrl+o starts `carexpert serve` for the chosen model (the fake command here) and ctrl+o stops it."""
     from carexpert.serve.status import read_server_status
