@@ -2,11 +2,16 @@
 
 Asks the builtin held-out questions (the set ``carexpert eval`` asks: the test split and the
 showcase) on every side through ``carexpert.evaluation.evaluate_model``, exactly as an
-evaluation does, and times each side; then answers the tuned + retrieval prompts again
-without sorting them by length, to measure what sorting saves. It also counts the prompt
-tokens a batched run pushes through the model, padding included, sorted and unsorted.
+evaluation does (base sides first, then the tuned sides with the adapter merged into the
+weights unless the base is quantized), and times each side and the two validation losses.
+Then it answers the tuned + retrieval questions again with the adapter *unmerged*, timed and
+scored, and counts how many answers are identical to the merged ones (bf16 merged weights round
+differently from the unmerged sum, so a few greedy answers may part ways: the score says whether
+that matters). Unless ``--skip-unsorted``, it also answers the tuned + retrieval prompts without
+sorting them by length, to measure what sorting saves. It counts the prompt tokens a batched
+run pushes through the model, padding included, sorted and unsorted.
 
-The adapter is a fresh LoRA (r=64 on q/k/v/o, lora_B small and random, so it costs what a
+The adapter is a fresh LoRA (r=64 on ``lora.target_modules``, lora_B small and random, so it costs what a
 trained adapter costs) unless ``--adapter`` names a trained run's adapter folder. Passages
 come from the knowledge store (``carexpert.retrieval.open_retriever``) when this carexpert
 has it, else from a stand-in with the same shape: for each question, the rows of the
@@ -16,10 +21,13 @@ distractor rows up to ``retrieval.top_k`` passages.
     # CPU, the tiny test model (what CI machines can run; a few minutes on 2 cores):
     python benchmarks/eval_sides.py --model tiny --items 64 --max-new-tokens 32 --batch-size 16 \\
         --out benchmarks/results/eval_sides_cpu_tiny.json
-    # GPU, the embedded model, the whole builtin test set (the target: 4 sides in about 2 minutes):
-    python benchmarks/eval_sides.py --model embedded --out eval_sides_gpu.json
+    # GPU, the embedded model, the whole builtin test set, the shipped eval settings (auto batch
+    # = 256, max_new_tokens 384), a trained adapter if you have one (else a fresh random one):
+    python benchmarks/eval_sides.py --model embedded --skip-unsorted --adapter RUN/adapter \
+        --out eval_sides_gpu.json
 
-Prints one line per side (seconds, answers, generated tokens, tokens/s) and writes the JSON.
+Prints one line per side (seconds, answers, generated tokens, tokens/s), the unmerged pass
+against the merged one, and writes the JSON.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="default: eval.batch_size (0 = auto)")
     parser.add_argument("--quantization", default=None, help="default: model.quantization of the config")
     parser.add_argument("--skip-unsorted", action="store_true", help="do not time the unsorted pass")
+    parser.add_argument("--skip-unmerged", action="store_true",
+                        help="do not answer tuned + retrieval again with the adapter unmerged")
     parser.add_argument("--out", type=Path, default=None, help="write the figures here as JSON")
     return parser.parse_args(argv)
 
@@ -113,6 +123,29 @@ def load(args: argparse.Namespace, config, workdir: Path):
     return load_for_inference(config, adapter_dir=adapter)
 
 
+def unmerged_pass(model, tokenizer, cases, config, retriever, summary: dict, items: list[dict]) -> dict:
+    """The tuned + retrieval side again with the adapter unmerged: seconds, answers identical to the
+    merged pass's, and both scores (the same scoring as the evaluation)."""
+    from carexpert.evaluation.generate import build_prompts
+    from carexpert.evaluation.retrieve import retrieve_all
+    from carexpert.evaluation.runner import _side_answers, score_all
+
+    retrievals, _ = retrieve_all(retriever, cases, guard=config.retrieval.guard)
+    prompts = build_prompts([(c.question, c.input) for c in cases], config.chat.system_prompt,
+                            [r.texts for r in retrievals])
+    started = time.perf_counter()
+    answers = _side_answers(model, tokenizer, prompts, retrievals, config, "tuned_rag_unmerged", None, None)
+    seconds = time.perf_counter() - started
+    _, scores = score_all(cases, {"tuned_rag": answers}, config.eval.numeric_tolerance,
+                          [r.hits for r in retrievals], [r.unknown for r in retrievals])
+    unmerged = scores["overall"]["tuned_rag"]
+    merged = summary["overall"]["tuned_rag"]
+    return {"seconds": round(seconds, 2), "answers": len(answers),
+            "identical": sum(1 for a, item in zip(answers, items) if a.text == item["tuned_rag_answer"]),
+            "score_merged": merged["score"], "score_unmerged": unmerged["score"],
+            "clean_stop_merged": merged["clean_stop_rate"], "clean_stop_unmerged": unmerged["clean_stop_rate"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from carexpert.config import Config
@@ -163,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                   "quantization": config.model.quantization, "device": str(device), "items": len(cases),
                   "batch_size": batch_size, "max_new_tokens": config.eval.max_new_tokens,
                   "retriever": retriever_kind, "load_s": round(load_s, 2), "timings": summary["timings"],
-                  "sides": {}}
+                  "evaluate_s": round(time.perf_counter() - started - load_s, 2),
+                  "tuned_weights": summary["tuned_weights"], "sides": {}}
         if device.type == "cuda":
             import torch
 
@@ -174,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             seconds = summary["timings"][f"{side}_s"]
             result["sides"][side] = {"seconds": seconds, "answers": len(lengths), "new_tokens": sum(lengths),
                                      "tokens_per_s": round(sum(lengths) / seconds, 1) if seconds else None,
-                                     "guard_answers": sum(1 for item in items if item[side]["guard"])}
+                                     "guard_answers": sum(1 for item in items if item[side]["guard"]),
+                                     "clean_stop_rate": summary["overall"][side]["clean_stop_rate"],
+                                     "score": summary["overall"][side]["score"]}
         rag_prompts = build_prompts([(c.question, c.input) for c in cases], config.chat.system_prompt,
                                     [[h["text"] for h in item["retrieved"]] for item in items])
         lengths = [len(ids) for ids in tokenizer(rag_prompts, add_special_tokens=True)["input_ids"]]
@@ -182,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         result["prompt_tokens"] = {"real": sum(lengths),
                                    "padded_sorted": padded_tokens(lengths, order, batch_size),
                                    "padded_unsorted": padded_tokens(lengths, list(range(len(lengths))), batch_size)}
+        if not args.skip_unmerged:
+            result["tuned_rag_unmerged"] = unmerged_pass(model, tokenizer, cases, config, retriever, summary, items)
         if not args.skip_unsorted:
             for sort in (False, True):
                 started = time.perf_counter()
@@ -190,7 +228,13 @@ def main(argv: list[str] | None = None) -> int:
                 result[f"tuned_rag_{'sorted' if sort else 'unsorted'}_s"] = round(time.perf_counter() - started, 2)
     for side, figures in result["sides"].items():
         print(f"{side:13s} {figures['seconds']:8.2f} s  {figures['answers']:4d} answers  "
-              f"{figures['new_tokens']:6d} tokens  {figures['tokens_per_s']} tok/s  guard {figures['guard_answers']}")
+              f"{figures['new_tokens']:6d} tokens  {figures['tokens_per_s']} tok/s  guard {figures['guard_answers']}"
+              f"  clean stop {figures['clean_stop_rate']}")
+    if "tuned_rag_unmerged" in result:
+        u = result["tuned_rag_unmerged"]
+        print(f"tuned_rag merged ({result['tuned_weights']}) vs unmerged: {u['seconds']} s unmerged, "
+              f"{u['identical']}/{u['answers']} answers identical, score {u['score_merged']} merged vs "
+              f"{u['score_unmerged']} unmerged")
     print(json.dumps({k: v for k, v in result.items() if k != "sides"}, indent=1))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

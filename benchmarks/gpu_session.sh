@@ -10,6 +10,9 @@
 #             parallel (tuned sides only; the winner is written to $KEEP/best.json)
 #   default   the winning recipe alone, as a user runs it: 'carexpert train' then 'carexpert eval' with all
 #             four sides, both timed (issue 13's targets and its 5-minute budget)
+#   evalsides benchmarks/eval_sides.py: the four evaluation sides timed (base first, tuned merged), then
+#             tuned + retrieval again unmerged (time, identical answers, score); uses the default part's
+#             adapter when it ran in this session, else a fresh random one
 #   decode    benchmarks/decode_cliffs.py: batch-1 decoding of the embedded model (issue 14)
 #   mistral   benchmarks/gpu_train_speed.sh mistral: seed stack vs carexpert on the Mistral-7B shape (issue 14)
 #   embedded  benchmarks/gpu_train_speed.sh embedded: the default run's tokens/s and seconds after load
@@ -64,6 +67,13 @@ for part in "$@"; do
       stage default 560 python3 benchmarks/rag_sweep.py --out "$KEEP/default" --parallel 1 \
         --overrides-file "$KEEP/best.json" --variants chosen
       pack default "$KEEP/default" ;;
+    evalsides)
+      mkdir -p "$KEEP/evalsides"
+      adapter="$KEEP/default/chosen/runs/chosen/adapter"
+      [ -d "$adapter" ] || { echo "no trained adapter at $adapter: timing a fresh random one"; adapter=""; }
+      stage evalsides 560 python3 benchmarks/eval_sides.py --model embedded --skip-unsorted \
+        ${adapter:+--adapter "$adapter"} --out "$KEEP/evalsides/eval_sides_gpu.json"
+      pack evalsides "$KEEP/evalsides" ;;
     decode)
       mkdir -p "$KEEP/decode"
       stage decode 300 python3 benchmarks/decode_cliffs.py --out "$KEEP/decode" ${DECODE_ARGS:-}

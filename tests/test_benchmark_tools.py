@@ -137,3 +137,34 @@ def test_scaling_runs_keep_the_effective_batch(tmp_path, monkeypatch):
     gpu_scaling.main(["--model", "m", "--data", "d", "--gpus", "1,2", "--work", str(tmp_path / "w"),
                       "--out", str(out), "--reuse-finished"])
     assert [gpus for gpus, _ in calls] == [2]
+
+
+def test_rescore_asked_counts_a_right_price_as_right_under_the_asked_rule(tmp_path):
+    """A saved price answer scored against {price, hp} (the old rule) gets 0.5; against the rebuilt
+    record's asked reference, 1.0; an item the rebuilt split lacks keeps its saved reference."""
+    import rescore_asked
+
+    from carexpert.config import Config
+
+    config = Config().to_dict()
+    records = rescore_asked.rebuilt_test_records(config)
+    record = next(r for r in records.values() if r["kind"] == "msrp" and "hp" in r["output"])
+    price = record["reference"]["msrp_usd"]
+    old_reference = {**record["reference"], "hp": 999.0}
+    answer = f"It starts at ${price:,.0f}."
+
+    def item(record_id: str) -> dict:
+        return {"id": record_id, "category": "specs", "question": record["instruction"], "input": record["input"],
+                "reference": record["output"], "expected": {"reference": old_reference, "key_terms": [],
+                                                            "expect_refusal": False},
+                "tuned_rag_answer": answer, "tuned_rag": {"numeric_accuracy": 0.5, "stop_reason": "eos"}}
+
+    path = tmp_path / "x_items.jsonl"
+    path.write_text("\n".join(json.dumps(i) for i in (item(record["id"]), item("specs-not-rebuilt"))) + "\n")
+    (tmp_path / "x_summary.json").write_text(json.dumps({"config": config}))
+    assert rescore_asked.find_summary(path) == tmp_path / "x_summary.json"
+    result = rescore_asked.rescore(rescore_asked.read_items(path), records, 0.03)
+    assert result["re_referenced"] == 1 and result["unmatched"] == 1
+    side = result["sides"]["tuned_rag"]
+    assert side["saved"] == 0.5 and side["old_rule"] == 0.5 and side["asked_rule"] == 0.75
+    assert [c["id"] for c in side["changed"]] == [record["id"]]

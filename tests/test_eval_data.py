@@ -42,3 +42,22 @@ def test_a_question_asked_twice_is_asked_once():
     duplicate = dict(record(0, "specs"), id="other", instruction="question 0 about SPECS?")
     cases = eval_cases([record(0, "specs"), duplicate])
     assert [c.id for c in cases] == ["specs-0"]
+
+
+def test_the_default_answer_budget_covers_the_longest_builtin_reference(embedded_model_dir, tmp_path):
+    """eval.max_new_tokens is longer than every reference answer of the default test set (plus EOS),
+    in the embedded model's tokens, with a margin for an answer a little longer than its reference:
+    a right answer cut at the limit would count as not stopping cleanly."""
+    from tokenizers import Tokenizer  # the fast tokenizer alone: AutoTokenizer would take seconds more
+
+    from carexpert.config import Config
+    from carexpert.evaluation.data import load_eval_data
+
+    config = Config()
+    config.data.data_dir = str(tmp_path)  # no user cases
+    config.retrieval.enabled = False  # the test split is the same; grounding the training split is not needed
+    tokenizer = Tokenizer.from_file(str(embedded_model_dir / "tokenizer.json"))
+    cases = load_eval_data(config).cases
+    longest = max(len(tokenizer.encode(c.reference_text, add_special_tokens=False).ids) for c in cases)
+    assert len(cases) > 300 and longest > 200  # the comparisons are long: the old 200 cut them
+    assert config.eval.max_new_tokens >= 1.2 * (longest + 1)

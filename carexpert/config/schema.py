@@ -167,9 +167,12 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    max_new_tokens: int = setting(200, "Longest generated answer during evaluation.", min=1, max=8192)
+    max_new_tokens: int = setting(
+        384, "Longest generated answer during evaluation. Keep it above the longest reference answer (the "
+        "builtin test set's is 301 tokens, a two-car comparison): a right answer cut at the limit counts as "
+        "not stopping cleanly.", min=1, max=8192)
     batch_size: int = setting(
-        64, "Questions generated at once (left padded, sorted by length); 0 = auto: as many as fit (256 on a "
+        0, "Questions generated at once (left padded, sorted by length); 0 = auto: as many as fit (256 on a "
         "GPU, halved on out-of-memory; 16 on a CPU).", min=0, max=1024)
     limit: int = setting(0, "Evaluate only the first N held-out items; 0 = all.", min=0, max=10_000_000)
     numeric_tolerance: float = setting(

@@ -23,6 +23,20 @@ SPEC_KINDS = {
     "weight_kg": ("curb_weight_lb", None), "mpg": ("mpg_combined", "EPA fuel-economy"),
     "l100": ("mpg_combined", None), "msrp": ("msrp_usd", "base MSRP"), "overview": (None, None),
 }
+# The figures each kind of question asks for, as ``vehicle_reference`` keys them (None: every figure).
+# A spec item's reference holds these, where its answer states them: a template that adds "making
+# 182 hp" to a price answer does not make the horsepower part of what a right answer must give.
+# Extra figures an answer states are judged by the hallucinated-figure check
+# (carexpert.evaluation.figures), against every figure the store holds for the vehicle.
+_POWER = frozenset({"hp", "power_kw"})
+_TORQUE = frozenset({"torque_lb_ft", "torque_nm"})
+_MASS = frozenset({"curb_weight_lb", "curb_weight_kg"})
+_ECONOMY = frozenset({"mpg", "fuel_l_100km"})
+ASKED_FIGURES: dict[str, frozenset[str] | None] = {
+    "hp": _POWER, "kw": _POWER, "torque": _TORQUE, "nm": _TORQUE, "hp_torque": _POWER | _TORQUE,
+    "zero_to_sixty": frozenset({"zero_to_sixty_s"}), "weight": _MASS, "weight_kg": _MASS,
+    "mpg": _ECONOMY, "l100": _ECONOMY, "msrp": frozenset({"msrp_usd"}), "overview": None,
+}
 FICTIONAL_FIELDS = {"hp": "horsepower", "torque": "torque", "overview": "specifications", "msrp": "price",
                     "zero_to_sixty": "0-60 time", "mpg": "fuel economy", "weight": "curb weight"}
 FICTIONAL_EV_FIELDS = {"range": "range"}
@@ -64,6 +78,14 @@ def spec_answer(rng: random.Random, knowledge: Knowledge, vehicle: Vehicle, kind
     return compose(rng, knowledge.answers["specs"][kind], values)
 
 
+def asked_reference(output: str, vehicle: Vehicle, kind: str) -> dict[str, float]:
+    """The figures a ``kind`` question asks for that ``output`` states (key -> number): the reference
+    a right answer is scored against."""
+    stated = stated_reference(output, vehicle_reference(vehicle))
+    asked = ASKED_FIGURES[kind]
+    return stated if asked is None else {key: value for key, value in stated.items() if key in asked}
+
+
 def _spec_builder(knowledge: Knowledge, vehicle: Vehicle, kind: str):
     def build(rng: random.Random) -> Draft | None:
         body = spec_answer(rng, knowledge, vehicle, kind)
@@ -74,7 +96,7 @@ def _spec_builder(knowledge: Knowledge, vehicle: Vehicle, kind: str):
         pattern = rng.choice(knowledge.questions["specs"][kind])
         instruction, input_text = ask_about(rng, pattern, pick_name(rng, knowledge, vehicle))
         return Draft(instruction, output, kind, (vehicle.fact_id,), input_text,
-                     reference=stated_reference(output, vehicle_reference(vehicle)))
+                     reference=asked_reference(output, vehicle, kind))
     return build
 
 

@@ -14,7 +14,7 @@ from carexpert.dataset.gen_buying import BUDGET_FACT, budget_answer
 from carexpert.dataset.gen_comparisons import compare_answer, comparison_reference
 from carexpert.dataset.gen_concepts import concept_answer
 from carexpert.dataset.gen_maintenance import interval_reference, maintenance_answer
-from carexpert.dataset.gen_specs import spec_answer
+from carexpert.dataset.gen_specs import asked_reference, spec_answer
 from carexpert.dataset.records import (
     Draft,
     normalize_question,
@@ -80,9 +80,10 @@ def _case(knowledge: Knowledge, case: dict[str, Any], index: int) -> dict[str, A
         category = "comparisons"
     else:  # spec
         vehicle = knowledge.vehicle(case["id"])
-        text = spec_answer(rng, knowledge, vehicle, _SPEC_KINDS[tuple(case["fields"])]) or ""
+        spec_kind = _SPEC_KINDS[tuple(case["fields"])]
+        text = spec_answer(rng, knowledge, vehicle, spec_kind) or ""
         draft = Draft(question, text, "showcase_spec", (vehicle.fact_id,),
-                      reference=stated_reference(text, vehicle_reference(vehicle)))
+                      reference=asked_reference(text, vehicle, spec_kind))
         category = "specs"
     record = draft.to_record(category)
     record["id"] = record_id("showcase", normalize_question(question))
