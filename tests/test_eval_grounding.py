@@ -95,6 +95,24 @@ def test_numbers_of_the_question_and_the_reference_are_not_hallucinated(knowledg
     assert halluc(both, "Torque is 269 lb-ft for the Ram 1500 and 262 lb-ft for the Ridgeline.") == []
 
 
+def test_figures_of_the_passages_retrieval_computed_are_not_hallucinated_and_a_wrong_difference_is(knowledge):
+    from carexpert.knowledge.derived import comparison_passage
+
+    comparison = {"instruction": "Which is more powerful: the 2019 Ram 1500 or the 2024 Honda Ridgeline Sport?",
+                  "fact_ids": ["vehicle:ram-1500-2019-tradesman", "vehicle:honda-ridgeline-2024-sport"]}
+    case = EvalCase(id="r", category="comparisons", question=comparison["instruction"],
+                    reference={"power_difference_hp": 25}, store=store_expectations(comparison, knowledge))
+    computed = comparison_passage(knowledge.vehicle("ram-1500-2019-tradesman"),
+                                  knowledge.vehicle("honda-ridgeline-2024-sport")).text
+    torque_gap = "Torque differs by 7 lb-ft."  # 269 - 262: in the computed passage, not in the reference
+    assert "7 lb-ft" in computed
+    assert halluc(case, torque_gap)[0]["why"] == "contradicts"  # without the computed passage: unbacked
+    scored = score_answer(case, torque_gap, tolerance=TOLERANCE, computed=[computed])
+    assert scored["hallucinated"] == []
+    wrong = score_answer(case, "A difference of 11 hp.", tolerance=TOLERANCE, computed=[computed])
+    assert [f["text"] for f in wrong["hallucinated"]] == ["11 hp"]
+
+
 def test_used_passages_are_those_whose_figures_or_key_terms_the_answer_states():
     passages = [CAMRY, ACCORD, TURBO]
     assert used_passages("The 2024 Camry LE makes 203 hp.", passages, question="Camry hp?") == [CAMRY.id]

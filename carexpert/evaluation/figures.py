@@ -12,8 +12,10 @@ lb-ft, N·m, mpg, L/100 km, seconds, lb, kg, miles, km or a $ price) that is
 - **not published**: in a unit family where the store's row for every vehicle the question
   names is blank (the Model 3's horsepower, which the maker does not publish).
 
-Numbers the question gives ("at $3.00 a gallon") and figures of the item's reference (a
-comparison's difference, a fuel-cost sum) are never counted. Times count only in seconds
+Numbers the question gives ("at $3.00 a gallon"), figures of the item's reference (a
+comparison's difference, a fuel-cost sum) and figures of the passages retrieval computed from
+the store for the question (``carexpert.knowledge.derived``: every difference of a comparison,
+not only the one the reference states) are never counted. Times count only in seconds
 (a 0-60 claim, not "charges in 18 minutes"), dollars from $1,000 (a car's price, not
 "$3.50 a gallon"), and only numbers written with their unit ("Ram 1500 and 262 lb-ft" does
 not make the 1500 a torque). A range counts only when the store's value lies outside it.
@@ -133,15 +135,17 @@ def spec_figures(answer: str) -> list[Quantity]:
 
 
 def hallucinated_figures(answer: str, store: Mapping[str, Any] | None, *, reference: Mapping[str, float] | None = None,
-                         question: str = "", tolerance: float = 0.03) -> list[dict[str, str]] | None:
+                         question: str = "", tolerance: float = 0.03,
+                         computed: Sequence[str] = ()) -> list[dict[str, str]] | None:
     """The figures ``answer`` states that the store does not back, each ``{"text", "family", "why"}``
     (why: ``made_up``, ``contradicts`` or ``not_published``); None when the item names no vehicle
-    the store knows and no made-up one, so nothing can be judged."""
+    the store knows and no made-up one, so nothing can be judged. ``computed`` holds the texts of
+    the derived passages retrieval gave the question: their figures are the store's, worked out."""
     store = store or {}
     if not store.get("made_up") and not store.get("vehicles"):
         return None
     allowed = _known_values({**dict(store.get("figures") or {}), **dict(reference or {})})
-    given = [q for q in extract_quantities(question) if q.unit is not None]
+    given = [q for text in (question, *computed) for q in extract_quantities(text) if q.unit is not None]
     given_values = [(q.family, q.unit, value) for q in given if q.family and q.unit for value in (q.low, q.high)]
     families_known = {family for family, _, _ in _known_values(dict(store.get("figures") or {}))}
     lacks = set(store.get("lacks") or ())

@@ -225,10 +225,11 @@ GUARD = "guard"  # the stop reason of an answer the retrieval guard gave without
 
 
 def score_answer(case: EvalCase, answer: str, *, tolerance: float, stop_reason: str = "eos",
-                 n_tokens: int | None = None) -> dict[str, Any]:
+                 n_tokens: int | None = None, computed: Sequence[str] = ()) -> dict[str, Any]:
     """Verdict, score and every metric for one answer to one case (a JSON-ready dict).
 
-    ``stop_reason`` "guard" marks the retrieval guard's answer: refused, not generated."""
+    ``stop_reason`` "guard" marks the retrieval guard's answer: refused, not generated.
+    ``computed``: texts of the derived passages the answer was given (figures worked out from the store)."""
     guard = stop_reason == GUARD
     refused = guard or is_refusal(answer)
     result: dict[str, Any] = {
@@ -240,7 +241,8 @@ def score_answer(case: EvalCase, answer: str, *, tolerance: float, stop_reason: 
         "length_words": None if guard else word_count(answer),
         "hallucinated": hallucinated_figures(answer, case.store or {"made_up": case.expect_refusal},
                                              reference=case.reference,
-                                             question=f"{case.question} {case.input}", tolerance=tolerance),
+                                             question=f"{case.question} {case.input}", tolerance=tolerance,
+                                             computed=computed),
     }
     if not answer.strip():
         result.update(verdict="empty", score=0.0)

@@ -44,6 +44,7 @@ from carexpert.evaluation.metrics import GUARD, aggregate, score_answer
 from carexpert.evaluation.results import SCHEMA_VERSION, write_results
 from carexpert.evaluation.retrieve import CaseRetrieval, open_eval_retriever, passages_of, retrieve_all
 from carexpert.evaluation.sides import MODELS, SIDE_NAMES, SIDES, default_sides, order
+from carexpert.knowledge.derived import DERIVED
 from carexpert.runs.artifacts import config_for_adapter, require_adapter
 from carexpert.runs.checkpoints import trained_fingerprint
 from carexpert.runs.paths import RunPaths
@@ -199,10 +200,12 @@ def score_all(cases: Sequence[EvalCase], answers: dict[str, list[Generation] | N
             continue
         results = []
         for index, (case, answer) in enumerate(zip(cases, side_answers)):
+            given = retrieved[index] if retrieved is not None and SIDES[side].rag else ()
             result = score_answer(case, answer.text, tolerance=tolerance, stop_reason=answer.stop_reason,
-                                  n_tokens=answer.n_tokens)
+                                  n_tokens=answer.n_tokens,
+                                  computed=[str(h.get("text", "")) for h in given if h.get("kind") == DERIVED])
             if SIDES[side].rag:  # the guard's words come from no passage
-                hits = retrieved[index] if retrieved is not None and not result["guard"] else ()
+                hits = given if not result["guard"] else ()
                 result["used"] = used_passages(answer.text, passages_of(hits),
                                                question=f"{case.question} {case.input}", tolerance=tolerance)
             results.append(result)
