@@ -141,3 +141,24 @@ def test_the_causal_band_matches_transformers_sliding_window_rule():
     band = attention._causal(5, 5, 2, "cpu").int().tolist()
     assert band == [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]]
     assert attention._causal(2, 5, 2, "cpu").int().tolist() == [[0, 0, 1, 1, 0], [0, 0, 0, 1, 1]]
+
+
+def test_packed_boundaries_measure_the_longest_example_when_the_caller_gives_only_the_boundaries():
+    """The time-estimate probe's batches reached the kernel without ``max_length_q`` (a KeyError on an H200)."""
+    import torch
+
+    query = torch.zeros(1, 1, 10, 4)
+    cu = torch.tensor([0, 3, 10, 12])
+    given = attention._packed_boundaries(query, None, {"cu_seq_lens_q": cu, "max_length_q": 64})
+    measured = attention._packed_boundaries(query, None, {"cu_seq_lens_q": cu})
+    assert given[1] == 64 and measured[1] == 7
+    assert measured[0].dtype == torch.int32 and measured[0].tolist() == [0, 3, 10, 12]
+
+
+def test_the_probe_moves_tensors_and_keeps_the_kernel_s_python_ints():
+    import torch
+
+    from carexpert.training.probe import on_device
+
+    batch = on_device({"input_ids": torch.ones(1, 3, dtype=torch.long), "max_length_q": 3}, "cpu")
+    assert batch["max_length_q"] == 3 and batch["input_ids"].device.type == "cpu"

@@ -91,8 +91,9 @@ def _packed_boundaries(query: Any, attention_mask: Any, kwargs: dict[str, Any]):
     if query.shape[0] != 1 or attention_mask is not None:
         return None
     cu = kwargs.get("cu_seq_lens_q")
-    if cu is not None:
-        return cu.to(torch.int32), int(kwargs["max_length_q"])
+    if cu is not None:  # the longest example from the collator, else measured (a caller may pass only the boundaries)
+        longest = kwargs.get("max_length_q")
+        return cu.to(torch.int32), int(longest) if longest is not None else int((cu[1:] - cu[:-1]).max())
     positions = kwargs.get("position_ids")
     if positions is None:
         return None

@@ -119,7 +119,7 @@ def measure(config: Any, tokenizer: Any, data: Any, *, timed: int = TIMED_MICRO_
 
     def step(model: Any, optimizer: torch.optim.Optimizer, batch: dict[str, Any]) -> None:
         # model and optimizer come in as arguments, not from the closure: they are deleted below to free memory
-        batch = {key: value.to(device) for key, value in batch.items() if hasattr(value, "to")}
+        batch = on_device(batch, device)
         with autocast():
             loss = labelled_loss(model, batch)[0] if labelled_loss else model(**batch).loss
         loss.backward()
@@ -209,3 +209,9 @@ def estimate_run_time(config: Any, *, reprobe: bool = False, world_size: int = 1
     """How long ``config`` trains on this machine (probe cached per machine and config)."""
     probe, size, _cached = probe_for(config, reprobe=reprobe, progress=progress)
     return run_time(config.train, size, probe, world_size)
+
+
+def on_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+    """The batch's tensors moved to ``device``; other values (the packed flash kernel's ``max_length_q``,
+    a Python int) kept as they are: the attention needs them beside ``cu_seq_lens_q``."""
+    return {key: value.to(device) if hasattr(value, "to") else value for key, value in batch.items()}
