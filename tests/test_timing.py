@@ -61,9 +61,18 @@ def test_quick_profile_on_a_two_core_cpu_fits_fifteen_minutes():
     assert sized.train.batch_size == 4 and sized.train.max_steps == estimate.steps == 54
     assert 0.7 * QUICK_BUDGET_SECONDS < estimate.total_seconds <= QUICK_BUDGET_SECONDS
     assert sized.train.eval_steps == 0 and estimate.evaluations == 1
-    assert sized.train.max_minutes == 12.8  # (900 s - 41 s start-up - 92 s validation) / 60: the hard stop
+    # the hard stop: (900 s - 1.5 x (41 s start-up + 92 s validation) - 2 steps of 11.6 s) / 60
+    assert sized.train.max_minutes == 11.3
     changes = quick_changes(Config(), sized)
     assert "train.precision: 'bf16' → 'fp32'" in changes and "train.max_steps: 0 → 54" in changes
+
+
+def test_the_probe_s_own_minutes_come_out_of_the_quick_budget():
+    config = quick_settings(Config(), cuda=False)
+    fresh, fresh_estimate = size_quick(config, DATA, CPU_PROBE)
+    late, late_estimate = size_quick(config, DATA, CPU_PROBE, spent_seconds=120)
+    assert late.train.max_steps < fresh.train.max_steps and late.train.max_minutes == fresh.train.max_minutes - 2
+    assert late_estimate.total_seconds + 120 <= QUICK_BUDGET_SECONDS
 
 
 def test_quick_profile_follows_the_data_and_the_machine():

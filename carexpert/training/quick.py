@@ -45,16 +45,22 @@ QUICK_VALIDATION_FRACTION = 0.01
 # example shrinks from 508 to 319 tokens, so the same minutes train on 1.6x the examples.
 # Evaluation and chat read the run's own config, so they prompt the adapter the same way.
 QUICK_TOP_K = 1
+LIMIT_RESERVE = 1.5  # start-up and final validation may take half as long again on a busier machine
+STOP_STEPS = 2       # the time limit stops at a step boundary: up to a step late, slower under load
 QUICK_PROBE_MAX_AGE = 600.0  # a shared machine's load changes: size from a probe at most 10 minutes old
 
 
 def quick_profile(config: Any, *, cuda: bool, reprobe: bool = False, progress: Any = None) -> tuple[Any, RunTime]:
-    """The quick profile of ``config`` on this machine: probe with its settings, then size it."""
+    """The quick profile of ``config`` on this machine: probe with its settings, then size it. The probe's
+    own minutes (the data build and a few steps, when nothing is cached) come out of the budget."""
+    import time
+
     from carexpert.training.probe import probe_for
 
+    started = time.monotonic()
     fixed = quick_settings(config, cuda=cuda)
     probe, data, _cached = probe_for(fixed, reprobe=reprobe, max_age_seconds=QUICK_PROBE_MAX_AGE, progress=progress)
-    return size_quick(fixed, data, probe)
+    return size_quick(fixed, data, probe, spent_seconds=time.monotonic() - started)
 
 
 def quick_settings(config: Any, *, cuda: bool) -> Any:
@@ -71,9 +77,10 @@ def quick_settings(config: Any, *, cuda: bool) -> Any:
     return dataclasses.replace(config, model=model, train=train, data=data, retrieval=retrieval)
 
 
-def size_quick(config: Any, data: DataSize, probe: Probe, *,
-               budget_seconds: float = QUICK_BUDGET_SECONDS) -> tuple[Any, RunTime]:
-    """``config`` (already ``quick_settings``) with its micro-batch and ``max_steps`` fitted to the budget.
+def size_quick(config: Any, data: DataSize, probe: Probe, *, budget_seconds: float = QUICK_BUDGET_SECONDS,
+               spent_seconds: float = 0.0) -> tuple[Any, RunTime]:
+    """``config`` (already ``quick_settings``) with its micro-batch and ``max_steps`` fitted to the budget
+    (less ``spent_seconds``, the probe's time before the run).
 
     The budget buys a number of training examples (mean tokens per example over the measured
     tokens/s). They are spread over at least ``MIN_QUICK_UPDATES`` optimizer steps where the
@@ -82,6 +89,7 @@ def size_quick(config: Any, data: DataSize, probe: Probe, *,
     """
     one_step = run_time(dataclasses.replace(config.train, max_steps=1, batch_size=1), data, probe)
     per_example = one_step.train_seconds
+    budget_seconds = max(0.0, budget_seconds - spent_seconds)
     available = budget_seconds * QUICK_MARGIN - one_step.setup_seconds - one_step.eval_seconds
     examples = int(available // per_example) if per_example > 0 else 0
     if examples < MIN_QUICK_EXAMPLES:
@@ -96,8 +104,12 @@ def size_quick(config: Any, data: DataSize, probe: Probe, *,
     estimate = run_time(train, data, probe)
     # The guard for a machine that gets busier after the probe: training stops when the budget
     # left after start-up and the final validation is used up (measured on the shared machine:
-    # a run sized for 13 minutes at load 8.5 took 24 at load 10-12 without it).
-    limit = (budget_seconds - estimate.setup_seconds - estimate.eval_seconds) / 60
+    # a run sized for 13 minutes at load 8.5 took 24 at load 10-12 without it). The stop comes at
+    # the first step boundary after the limit, and start-up and validation slow down with the
+    # load too, so those are reserved generously (measured: a limit of the plain remainder, 14.0
+    # minutes, ended a run at 15 min 18 s on a machine that got busier after its probe).
+    reserve = LIMIT_RESERVE * (estimate.setup_seconds + estimate.eval_seconds) + STOP_STEPS * estimate.step_seconds
+    limit = (budget_seconds - reserve) / 60
     train = dataclasses.replace(train, max_minutes=round(max(limit, 1.0), 1))
     return dataclasses.replace(config, train=train), estimate
 

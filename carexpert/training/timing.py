@@ -87,6 +87,11 @@ class RunTime:
     def long(self) -> bool:
         return self.total_seconds > LONG_RUN_SECONDS
 
+    @property
+    def step_seconds(self) -> float:
+        """One optimizer step's training seconds (0 for a run of no steps)."""
+        return self.train_seconds / self.steps if self.steps else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "total_seconds": self.total_seconds, "long": self.long,
                 "line": time_line(self), "warning": long_run_warning(self)}
