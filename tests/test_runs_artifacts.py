@@ -48,6 +48,20 @@ def test_config_for_adapter_takes_what_the_adapter_is_from_the_run_and_leaves_th
     assert config_for_adapter(RunPaths(tmp_path / "no-config"), current) is current
 
 
+def test_the_adapter_is_asked_with_the_context_shape_it_was_trained_on_from_the_current_store(tmp_path):
+    run = RunPaths(tmp_path / "r1")
+    run.root.mkdir()
+    trained = Config()
+    trained.retrieval.top_k, trained.retrieval.max_context_tokens, trained.retrieval.store = 1, 256, "old.sqlite"
+    write_frozen_config(run.config, trained)
+    current = Config()
+    current.retrieval.enabled, current.retrieval.guard, current.retrieval.store = False, False, "new.sqlite"
+    chosen = config_for_adapter(run, current).retrieval
+    assert (chosen.top_k, chosen.max_context_tokens) == (1, 256)                     # trained on one passage
+    assert (chosen.enabled, chosen.guard, chosen.store) == (False, False, "new.sqlite")  # used now: the caller's
+    assert current.retrieval.top_k == Config().retrieval.top_k
+
+
 def test_eval_results_lists_complete_results_newest_first(tmp_path):
     run = RunPaths(tmp_path / "r1")
     for name in ("20261125-100000", "20261126-100000", "20261127-100000", ".20261128-100000.tmp"):

@@ -8,8 +8,11 @@ looking for the files themselves.
 The config for a run's adapter follows one rule everywhere (``config_for_adapter``): what
 the adapter *is* comes from the run's frozen ``config.toml`` (the sections in
 ``TRAINED_WITH``: the base model and quantization, the LoRA shape, the data it learned from
-and its held-out split), and how it is *used* now comes from the caller's current config
-(chat sampling and system prompt, evaluation and retrieval settings, paths, the app).
+and its held-out split, and the shape of the retrieved context it learned to read,
+``TRAINED_RETRIEVAL``: how many passages and how many tokens of them), and how it is *used* now
+comes from the caller's current config (chat sampling and system prompt, evaluation settings,
+whether retrieval is on, which store and the guard, paths, the app). A quick-profile run trained
+on one passage a prompt is asked with one passage, and its data fingerprint matches.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 EVAL_SUMMARY = "summary.json"
 EVAL_ITEMS = "items.jsonl"
 TRAINED_WITH = ("model", "lora", "data")
+TRAINED_RETRIEVAL = ("top_k", "max_context_tokens", "min_score")
 
 
 def is_adapter_dir(folder: str | os.PathLike) -> bool:
@@ -61,7 +65,9 @@ def config_for_adapter(run: RunPaths, current: Config) -> Config:
     frozen = frozen_config(run)
     if frozen is None:
         return current
-    return dataclasses.replace(current, **{section: getattr(frozen, section) for section in TRAINED_WITH})
+    retrieval = dataclasses.replace(current.retrieval, **{key: getattr(frozen.retrieval, key) for key in TRAINED_RETRIEVAL})
+    return dataclasses.replace(current, retrieval=retrieval,
+                               **{section: getattr(frozen, section) for section in TRAINED_WITH})
 
 
 def eval_results(run: RunPaths | str | os.PathLike) -> list[Path]:
