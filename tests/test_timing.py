@@ -69,7 +69,7 @@ def test_quick_profile_on_a_two_core_cpu_fits_fifteen_minutes():
 
 def test_the_probe_s_own_minutes_come_out_of_the_quick_budget():
     config = quick_settings(Config(), cuda=False)
-    fresh, fresh_estimate = size_quick(config, DATA, CPU_PROBE)
+    fresh, _ = size_quick(config, DATA, CPU_PROBE)
     late, late_estimate = size_quick(config, DATA, CPU_PROBE, spent_seconds=120)
     assert late.train.max_steps < fresh.train.max_steps and late.train.max_minutes == fresh.train.max_minutes - 2
     assert late_estimate.total_seconds + 120 <= QUICK_BUDGET_SECONDS
