@@ -45,19 +45,13 @@ class RunsListed(Message):
 
 
 @dataclass
-class RunEventsRead(Message):
-    """New complete events from a run's events.jsonl (kept: every point matters)."""
+class RunFollowed(Message):
+    """One tick's new complete events from a run's events.jsonl and new text of its train.log
+    (kept: every point matters; ``carexpert_tui.run_feed`` says why they come together)."""
 
     run_id: str
     events: list[dict[str, Any]]
-
-
-@dataclass
-class RunLogRead(Message):
-    """New text at the end of a run's train.log."""
-
-    run_id: str
-    text: str
+    log_text: str
 
 
 @dataclass

@@ -121,9 +121,12 @@ class EventFollower:
         self.offset = 0
         self.corrupt_lines = 0
         self.max_bytes_per_poll = max_bytes_per_poll
+        self.behind = False
+        """The last poll stopped at ``max_bytes_per_poll``: more is waiting, poll again without pausing."""
 
     def poll(self) -> list[dict[str, Any]]:
         """New events since the last poll (possibly none)."""
+        self.behind = False
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
@@ -132,6 +135,7 @@ class EventFollower:
             self.offset = 0
         if size == self.offset:
             return []
+        self.behind = size - self.offset > self.max_bytes_per_poll
         with open(self.path, "rb") as handle:
             handle.seek(self.offset)
             chunk = handle.read(min(size - self.offset, self.max_bytes_per_poll))

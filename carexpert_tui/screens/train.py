@@ -3,9 +3,10 @@
 Training never runs in the app: start, stop and resume are ``carexpert`` commands run
 as child processes, and the run lives in its own session. The screen only reads the
 run folder: a thread worker follows ``events.jsonl`` (and the tail of ``train.log``)
-and hands what it reads to the run view (``carexpert_tui.screens.train_run_view``), so
-a run started from the CLI, or before the app opened, is watched exactly like one
-started here. Charts keep a decimated history and redraw on their own clock. A run
+and hands what it read to the run view (``carexpert_tui.screens.train_run_view``) once
+per refresh tick, one batch per tick (``carexpert_tui.run_feed``), so a run that logs
+fast costs one screen update per tick, and a run started from the CLI, or before the
+app opened, is watched exactly like one started here. Charts keep a decimated history. A run
 driven by another process (live, or its lock held) is shown attached and read-only:
 resume is off for it, so no doomed second trainer is spawned.
 After an out-of-memory failure one key applies the trainer's advice and resumes
@@ -28,10 +29,10 @@ from textual.widgets import Label, OptionList
 from textual.worker import get_current_worker
 from textual_plot import PlotWidget
 
-from carexpert.runs import EventFollower, RunPaths
-from carexpert.runs.log_tail import LogFollower
+from carexpert.runs import RunPaths
 from carexpert_tui import child_commands, recovery
-from carexpert_tui.messages import RunControlFinished, RunEventsRead, RunLogRead
+from carexpert_tui.messages import RunControlFinished, RunFollowed
+from carexpert_tui.run_feed import RunFeed
 from carexpert_tui.run_rows import RunRow
 from carexpert_tui.screens.base import ModeScreen
 from carexpert_tui.screens.compare import CompareScreen
@@ -41,8 +42,6 @@ from carexpert_tui.screens.train_run_view import RunView
 from carexpert_tui.screens.train_time import TimeLine
 from carexpert_tui.widgets.run_list import RunList
 
-FOLLOW_POLL_S = 0.25
-LOG_TAIL_BYTES = 64 * 1024
 RESUMABLE = ("stopped", "failed", "dead")
 
 
@@ -77,6 +76,7 @@ class TrainScreen(ModeScreen):
         self.chosen_config: Path | None = None
         self.pending_select: str | None = None
         self.marked: frozenset[str] = frozenset()
+        self.shown_bindings: tuple[bool | None, ...] = ()
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-main"):
@@ -90,6 +90,7 @@ class TrainScreen(ModeScreen):
         self.query_one("#runs-box").border_title = "Runs"
         self.watch(self.app, "runs", self.show_runs)
         self.watch(self.app, "config_path", lambda _path: self.show_config_choice())
+        self.bindings_updated_signal.subscribe(self, self.note_bindings_shown, immediate=True)
         self.query_one(RunList).focus()
 
     @property
@@ -124,7 +125,7 @@ class TrainScreen(ModeScreen):
             run_list.select_run(wanted)
             self.follow(wanted)
         self.show_title()
-        self.refresh_bindings()
+        self.refresh_bindings_if_changed()
         self.show_config_choice()
 
     @on(OptionList.OptionHighlighted, "#run-list")
@@ -141,7 +142,7 @@ class TrainScreen(ModeScreen):
         self.show_title()
         row = self.selected_row()
         if row is not None:
-            self.follow_run(row.paths)
+            self.follow_run(row.paths, self.app.config.ui.refresh_seconds)
 
     def show_title(self) -> None:
         row = self.selected_row()
@@ -149,30 +150,21 @@ class TrainScreen(ModeScreen):
             self.query_one(RunView).show_row(row)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow-run", description="Following the run")
-    def follow_run(self, paths: RunPaths) -> None:
-        """Read the run's new events and log lines until another run is chosen."""
+    def follow_run(self, paths: RunPaths, tick_s: float) -> None:
+        """Read the run's new events and log lines once a tick, until another run is chosen."""
         worker = get_current_worker()
-        follower = EventFollower(paths.events)
-        log = LogFollower(paths.log, tail_bytes=LOG_TAIL_BYTES)
+        feed = RunFeed(paths)
         while not worker.is_cancelled:
-            events = follower.poll()
-            if events:
-                self.post_message(RunEventsRead(paths.run_id, events))
-            text = log.poll()
-            if text:
-                self.post_message(RunLogRead(paths.run_id, text))
-            if not events:
-                worker.cancelled_event.wait(FOLLOW_POLL_S)
+            batch = feed.read()
+            if batch:
+                self.post_message(RunFollowed(paths.run_id, batch.events, batch.log_text))
+            if not feed.behind:
+                worker.cancelled_event.wait(tick_s)
 
-    @on(RunEventsRead)
-    def apply_events(self, message: RunEventsRead) -> None:
+    @on(RunFollowed)
+    def apply_batch(self, message: RunFollowed) -> None:
         if message.run_id == self.selected:
-            self.query_one(RunView).show_events(message.events)
-
-    @on(RunLogRead)
-    def append_log(self, message: RunLogRead) -> None:
-        if message.run_id == self.selected:
-            self.query_one(RunView).append_log(message.text)
+            self.query_one(RunView).show_batch(message.events, message.log_text)
 
     # --- start, stop, resume ---------------------------------------------------------------------
 
@@ -193,6 +185,23 @@ class TrainScreen(ModeScreen):
         if action == "compare_runs":
             return len(self.marked) >= 2
         return True
+
+    def binding_states(self) -> tuple[bool | None, ...]:
+        return tuple(self.check_action(binding.action, ()) for binding in self.BINDINGS if isinstance(binding, Binding))
+
+    def note_bindings_shown(self, _screen: object = None) -> None:
+        """Whoever asked the footer to redraw (a reactive, this screen), it now shows these states."""
+        self.shown_bindings = self.binding_states()
+
+    def refresh_bindings_if_changed(self) -> None:
+        """Redraw the footer only when one of this screen's keys changed state.
+
+        The runs list is re-read every second while a run logs (its step moves on), and
+        the footer rebuilds all its keys on each refresh: a needless rebuild per second
+        is work the next key press waits behind.
+        """
+        if self.binding_states() != self.shown_bindings:
+            self.refresh_bindings()
 
     def config_argument(self) -> Path | None:
         return self.config_path if self.config_path.exists() else None
@@ -254,7 +263,7 @@ class TrainScreen(ModeScreen):
         if self.selected:
             self.marked = self.marked ^ {self.selected}
             self.query_one(RunList).show_rows(self.app.runs, self.marked)
-            self.refresh_bindings()
+            self.refresh_bindings_if_changed()
 
     def action_compare_runs(self) -> None:
         if len(self.marked) >= 2:

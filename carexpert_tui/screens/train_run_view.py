@@ -1,8 +1,10 @@
 """The Train screen's right side: the followed run's title, notices, progress, charts and log.
 
 It shows what it is handed and reads nothing itself: the screen follows the run's files in
-a thread worker and passes each batch of events, and each piece of log text, to this view.
-Text from the run's files is shown as text, never as markup.
+a thread worker and passes one batch a tick (every event and log line read since the last,
+``carexpert_tui.run_feed``) to ``show_batch``, which applies it in one update: every point
+to the charts and one redraw each, the progress and stats from the batch's last step, one
+write to the log. Text from the run's files is shown as text, never as markup.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from carexpert_tui.widgets.vram_panel import VramPanel
 
 
 class RunView(Vertical):
-    """One run at a time: ``clear`` when another is chosen, then ``show_row`` and ``show_events``."""
+    """One run at a time: ``clear`` when another is chosen, then ``show_row`` and ``show_batch``."""
 
     def compose(self) -> ComposeResult:
         yield Label("Select a run, or press s to start one.", id="run-title")
@@ -65,9 +67,22 @@ class RunView(Vertical):
         if row.stalled and not self.query_one("#run-warning").display:
             self.show_stall(None)  # the stalled event, once read, adds how long
 
-    def show_events(self, events: list[dict[str, Any]]) -> None:
-        loss, lr = self.query_one("#loss-chart", MetricChart), self.query_one("#lr-chart", MetricChart)
+    def show_batch(self, events: list[dict[str, Any]], log_text: str = "") -> None:
+        """Apply one tick's events and log text: the charts redraw once, the log is written once."""
+        notes = self.show_events(events)
         log = self.query_one(Log)
+        if notes:
+            log.write_lines(notes)
+        if log_text:
+            log.write(log_text)
+        for chart in self.query(MetricChart):
+            chart.redraw()  # now, so the whole batch lands in this update rather than on the charts' clock
+
+    def show_events(self, events: list[dict[str, Any]]) -> list[str]:
+        """Every point to the charts, the last step to the progress line; the log's notes are returned."""
+        loss, lr = self.query_one("#loss-chart", MetricChart), self.query_one("#lr-chart", MetricChart)
+        warning = self.query_one("#run-warning")
+        notes: list[str] = []
         last_step = None
         for event in events:
             kind = event.get("type")
@@ -83,12 +98,13 @@ class RunView(Vertical):
             if kind == "stalled":
                 self.show_stall(event)
             elif kind in ("start", "step"):
-                self.query_one("#run-warning").display = False
+                warning.display = False
             if kind in ("checkpoint", "notice", "stalled", "summary"):
-                log.write_line(f"[{kind}] " + ", ".join(f"{k}={v}" for k, v in event.items()
-                                                       if k not in ("v", "type", "time", "config")))
+                notes.append(f"[{kind}] " + ", ".join(f"{k}={v}" for k, v in event.items()
+                                                      if k not in ("v", "type", "time", "config")))
         if last_step is not None:
             self.show_step(last_step)
+        return notes
 
     def show_step(self, event: dict[str, Any]) -> None:
         max_steps = event.get("max_steps")
@@ -116,6 +132,3 @@ class RunView(Vertical):
                       f"(median step {number(event.get('median_step_s'), 2)} s)")
         warning.update(f"⚠ stalled{detail}. Check the GPU and the log; stop with x.")
         warning.display = True
-
-    def append_log(self, text: str) -> None:
-        self.query_one(Log).write(text)

@@ -52,6 +52,8 @@ class AppHeader(Static):
     }
     """
 
+    shown: Text | None = None
+
     def on_mount(self) -> None:
         for name in ("config", "runs", "gpus", "current_run"):
             self.watch(self.app, name, self._changed, init=False)
@@ -67,4 +69,6 @@ class AppHeader(Static):
         text.append(run_label(app.current_run, app.runs))
         text.append("  │ ", style="dim")
         text.append(gpu_label(app.gpus, app.host))
-        self.update(text)
+        if text != self.shown:  # GPU readings come every few seconds, mostly unchanged: no redraw then
+            self.shown = text
+            self.update(text)

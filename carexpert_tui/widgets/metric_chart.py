@@ -1,8 +1,11 @@
 """A live line chart of one or more series (loss, validation loss, learning rate).
 
-Points arrive with every event but the chart redraws on a clock (``ui.refresh_seconds``),
-only when something changed and only while it can be seen; its timer is paused while
-the chart is hidden. Line colours are theme variables, so a theme switch recolours it.
+Points arrive with every event but the chart redraws at most once per batch: its owner
+calls ``redraw`` after adding a batch's points (so they land in the same screen update as
+the rest of the batch), and its own clock (``ui.refresh_seconds``) catches anything else
+(a theme switch, being shown again). It redraws only when something changed and only
+while it can be seen; its timer is paused while the chart is hidden. Line colours are
+theme variables, so a theme switch recolours it.
 """
 
 from __future__ import annotations
