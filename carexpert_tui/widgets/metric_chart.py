@@ -5,7 +5,9 @@ calls ``redraw`` after adding a batch's points (so they land in the same screen 
 the rest of the batch), and its own clock (``ui.refresh_seconds``) catches anything else
 (a theme switch, being shown again). It redraws only when something changed and only
 while it can be seen; its timer is paused while the chart is hidden. Line colours are
-theme variables, so a theme switch recolours it.
+theme variables, so a theme switch recolours it. A history longer than the chart is wide
+is drawn through each pixel column's first, lowest, highest and last point
+(``carexpert_tui.series.envelope``): the same line at a cost bounded by the width.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from textual.containers import Vertical
 from textual.widgets import Label
 from textual_plot import HiResMode, PlotWidget
 
-from carexpert_tui.series import DecimatedSeries
+from carexpert_tui.series import DecimatedSeries, envelope
 
 SPARSE_POINTS = 12
 
@@ -79,6 +81,12 @@ class MetricChart(Vertical):
         last = self.series[name].last
         return None if last is None else last[1]
 
+    @staticmethod
+    def pixel_columns(plot: PlotWidget) -> int:
+        """Braille columns of the plot area (two per cell, inside the axes' one-cell frame); 0 before layout."""
+        canvas = plot.query_one("#plot")
+        return max(canvas.size.width - 2, 0) * 2
+
     def redraw(self) -> None:
         """Replot when points arrived since the last draw and the chart is on screen."""
         if not self._dirty or not self.is_mounted or not self.screen.is_current \
@@ -88,9 +96,10 @@ class MetricChart(Vertical):
         plot = self.query_one(PlotWidget)
         plot.clear()
         variables = self.app.theme_variables
+        columns = self.pixel_columns(plot)
         drawn = False
         for name, series in self.series.items():
-            xs, ys = series.points()
+            xs, ys = envelope(*series.points(), columns)
             if xs:
                 color = variables.get(self.line_colors[name], variables.get("foreground"))
                 if len(xs) <= SPARSE_POINTS:  # a few evaluations: markers, since a line needs two points

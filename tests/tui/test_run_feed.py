@@ -91,9 +91,12 @@ async def test_a_tick_of_many_events_is_one_chart_update_with_every_point(projec
         text = "".join(f"step {event['step']} loss {event['loss']:.4f}\n" for event in events)
         screen.post_message(RunFollowed(run_id, events, text))
         await pilot.pause()
-        # one redraw per chart for the whole tick, and the drawn line holds every new point
+        # one redraw per chart for the whole tick, every new point kept, the line drawn to the newest
         assert sorted((chart, label) for chart, label, _ in drawn) == [("loss-chart", "train"), ("lr-chart", "lr")]
+        new_steps = [float(step) for step in range(first, first + count)]
+        assert loss.series["train"].xs[-count:] == new_steps
+        assert screen.query_one("#lr-chart", MetricChart).series["lr"].xs[-count:] == new_steps
         for _chart, _label, xs in drawn:
-            assert xs[-count:] == [float(step) for step in range(first, first + count)]
+            assert xs[-1] == new_steps[-1] and set(xs) <= set(loss.series["train"].xs)
         assert log.line_count == lines_before + count
         assert f"step {first + count - 1}/5000" in str(screen.query_one("#run-stats", Label).render())
