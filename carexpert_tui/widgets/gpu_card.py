@@ -9,7 +9,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, ProgressBar, Static
+from textual.widgets import Label, Static
 
 from carexpert_tui.formatting import gib
 from carexpert_tui.widgets.memory_bar import MemoryBar
@@ -43,15 +43,13 @@ class GpuCard(Vertical):
         & > .title { text-style: bold; width: 1fr; }
         & > .figures { color: $text-muted; }
         & > .processes { color: $text-muted; height: auto; }
-        & ProgressBar { width: 1fr; }
-        & Bar { width: 1fr; }
-        & Bar > .bar--bar { color: $vram-used; }
+        & MemoryBar { width: 1fr; }
     }
     """
 
     def compose(self) -> ComposeResult:
         yield Label(classes="title")
-        yield ProgressBar(total=1, show_eta=False, show_percentage=False)
+        yield MemoryBar(cells=None)
         yield Label(classes="figures")
         yield Static(classes="processes")
 
@@ -59,7 +57,7 @@ class GpuCard(Vertical):
         name = reading.get("name") or "GPU"
         self.query_one(".title", Label).update(f"GPU {reading.get('index', '?')} · {name}")
         used, total = reading.get("mem_used") or 0, reading.get("mem_total") or 0
-        self.query_one(ProgressBar).update(total=max(total, 1), progress=used)
+        self.query_one(MemoryBar).show(used, total)
         self.border_title = f"VRAM {gib(used)}/{gib(total)}"
         self.query_one(".figures", Label).update(
             f"util {_value(reading, 'util', '%')} · {_value(reading, 'temp', '°C')} · "
@@ -75,19 +73,18 @@ class HostCard(Vertical):
         width: 1fr; height: auto; border: round $secondary; padding: 0 1;
         & > .title { text-style: bold; }
         & > .figures { color: $text-muted; }
-        & Bar { width: 1fr; }
-        & Bar > .bar--bar { color: $vram-used; }
+        & MemoryBar { width: 1fr; }
     }
     """
 
     def compose(self) -> ComposeResult:
         yield Label("No GPU found — host memory and CPU", classes="title")
-        yield ProgressBar(total=1, show_eta=False, show_percentage=False)
+        yield MemoryBar(cells=None)
         yield Label(classes="figures")
 
     def show(self, host: dict[str, Any]) -> None:
         used, total = host.get("ram_used") or 0, host.get("ram_total") or 0
-        self.query_one(ProgressBar).update(total=max(total, 1), progress=used)
+        self.query_one(MemoryBar).show(used, total)
         self.border_title = f"RAM {gib(used)}/{gib(total)}"
         cpus = host.get("cpu_count")
         self.query_one(".figures", Label).update(

@@ -104,6 +104,9 @@ def fake_services(*, gpus: list[dict[str, Any]] | None = None, cli: tuple[str, .
     )
 
 
+HOLD_CAP_SECONDS = 120
+
+
 class FakeChatSession:
     """A ChatSession double with the real one's API: loads instantly, streams a scripted answer.
 
@@ -152,7 +155,9 @@ class FakeChatSession:
         try:
             for number, word in enumerate(self.answer.split(" ")):
                 if self.hold_after is not None and number == self.hold_after:
-                    self.gate.wait(10)
+                    # held until the test releases or cancels it; the cap only keeps a broken test from
+                    # hanging (10 s was too short for a loaded 2-core CI machine: the answer ran on)
+                    self.gate.wait(HOLD_CAP_SECONDS)
                 if self.cancelled.is_set():
                     reason = "cancelled"
                     break

@@ -6,6 +6,7 @@ import tomllib
 
 from carexpert_tui.app import CarExpertApp
 from carexpert_tui.themes import load_themes, themes_dir
+from tests.tui.doubles import wait_until
 
 
 def test_shipped_themes_load_and_cover_dark_light_and_high_contrast():
@@ -46,10 +47,8 @@ async def test_theme_chosen_live_is_written_back_with_comments_kept(project, ser
     app = CarExpertApp(config, services=services)
     async with app.run_test(size=(80, 24)) as pilot:
         app.theme = "carexpert-light"
-        for _ in range(50):
-            await pilot.pause(0.05)
-            if (project / "carexpert.toml.bak").exists():
-                break
+        assert await wait_until(pilot, lambda: (project / "carexpert.toml.bak").exists()
+                                and tomllib.loads(config.read_text()).get("ui", {}).get("theme") == "carexpert-light")
     text = config.read_text()
     assert tomllib.loads(text)["ui"]["theme"] == "carexpert-light"
     assert "# my carexpert config: comments must survive the editor" in text
