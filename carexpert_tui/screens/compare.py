@@ -23,6 +23,7 @@ from textual_plot import HiResMode, PlotWidget
 from carexpert.evaluation.sides import headline_side
 from carexpert_tui.formatting import describe_error, number
 from carexpert_tui.series import DecimatedSeries
+from carexpert_tui.tables import fill_table
 
 # Theme colours the runs' curves take in turn.
 RUN_COLORS = ("primary", "accent", "secondary", "success", "warning", "error")
@@ -112,18 +113,11 @@ class CompareScreen(Screen[None]):
     def show(self, data: dict[str, Any]) -> None:
         self.data = data
         self.draw_curves(data["curves"])
-        diff = self.query_one("#config-diff", DataTable)
-        diff.clear(columns=True)
-        diff.add_columns("setting", *self.labels)
-        for key, values in data["config_diff"].items():
-            diff.add_row(key, *(shown(v) for v in values))
-        if not data["config_diff"]:
-            diff.add_row("(same config)", *("" for _ in self.labels))
-        results = self.query_one("#run-results", DataTable)
-        results.clear(columns=True)
-        results.add_columns("metric", *self.labels)
-        for label, values in result_rows(data):
-            results.add_row(label, *values)
+        diff_rows = [(key, *(shown(v) for v in values)) for key, values in data["config_diff"].items()]
+        fill_table(self.query_one("#config-diff", DataTable), ["setting", *self.labels],
+                   diff_rows or [("(same config)", *("" for _ in self.labels))])
+        fill_table(self.query_one("#run-results", DataTable), ["metric", *self.labels],
+                   [(label, *values) for label, values in result_rows(data)])
         self.query_one("#compare-title", Label).update(
             "  ".join(f"{label} = {run_id}" for label, run_id in zip(self.labels, self.run_ids)))
 

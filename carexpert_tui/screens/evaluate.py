@@ -30,6 +30,7 @@ from carexpert_tui.formatting import percent
 from carexpert_tui.messages import EvalFinished, EvalProgressed
 from carexpert_tui.run_rows import RunRow
 from carexpert_tui.screens.base import ModeScreen
+from carexpert_tui.tables import fill_table
 from carexpert_tui.widgets.answer_compare import AnswerCompare, verdict_text
 from carexpert_tui.widgets.side_chart import SideChart
 
@@ -39,6 +40,7 @@ ALL = "all"
 # (summary key, chart title) the chart cycles through with m
 CHART_METRICS = (("score", "score"), ("correct_rate", "correct"), ("numeric_accuracy", "numbers"),
                  ("concept_coverage", "concepts"), ("hallucination_rate", "hallucinated"))
+CATEGORY_COLUMNS = ("category", "n", "score b→t", "correct b→t", "numeric b→t", "clean stop b→t")
 STACK_BELOW = 120  # narrower than this, the chart sits above the table instead of beside it
 Pair = tuple[str | None, str | None]  # (base side, tuned side) compared in the table and the items
 
@@ -143,22 +145,18 @@ class EvalScreen(ModeScreen):
     def on_mount(self) -> None:
         self.query_one("#eval-progress-row").display = False
         self.query_one(AnswerCompare).sanitize = self.app.services.sanitize
-        categories = self.query_one("#category-table", DataTable)
-        categories.add_columns("category", "n", "score b→t", "correct b→t", "numeric b→t", "clean stop b→t")
-        self.set_item_columns()
+        fill_table(self.query_one("#category-table", DataTable), CATEGORY_COLUMNS, [])
+        fill_table(self.query_one("#item-table", DataTable), self.item_columns(), [])
         self.watch(self.app, "runs", self.list_results)
 
     def on_resize(self) -> None:
         self.query_one("#summary-split").set_class(self.size.width < STACK_BELOW, "-stacked")
 
-    def set_item_columns(self) -> None:
-        items = self.query_one("#item-table", DataTable)
-        items.clear(columns=True)
+    def item_columns(self) -> list[tuple[str, str]]:
+        """The item table's columns: id, the two compared sides' verdicts, the question."""
         base_side, tuned_side = self.sides
-        items.add_column("id", key="id")
-        items.add_column(SIDES[base_side].short if base_side else "base", key="base")
-        items.add_column(SIDES[tuned_side].short if tuned_side else "tuned", key="tuned")
-        items.add_column("question", key="question")
+        return [("id", "id"), (SIDES[base_side].short if base_side else "base", "base"),
+                (SIDES[tuned_side].short if tuned_side else "tuned", "tuned"), ("question", "question")]
 
     def palette_commands(self):
         return [("eval: new evaluation", "Evaluate the selected run in the background", self.action_new_evaluation),
@@ -219,7 +217,6 @@ class EvalScreen(ModeScreen):
         self.results = results
         summary = results.summary
         self.sides = sides = pair_sides(summary)
-        self.set_item_columns()
         overall = summary.get("overall") or {}
         _base_side, tuned_side = sides
         compared = " → ".join(SIDES[s].short for s in sides if s)
@@ -235,13 +232,11 @@ class EvalScreen(ModeScreen):
                             f"   false refusals {percent(headline.get('false_refusal_rate'))}"
                             f"   guard {percent(headline.get('guard_refusal_rate'))}")
         self.query_one("#eval-overview", Static).update(overview)
-        table = self.query_one("#category-table", DataTable)
-        table.clear()
-        for category, part in (summary.get("categories") or {}).items():
-            table.add_row(category, str(part.get("n", "")), pair(part, "score", sides=sides),
-                          pair(part, "correct_rate", percent, sides=sides),
-                          pair(part, "numeric_accuracy", sides=sides),
-                          pair(part, "clean_stop_rate", percent, sides=sides))
+        fill_table(self.query_one("#category-table", DataTable), CATEGORY_COLUMNS,
+                   [(category, str(part.get("n", "")), pair(part, "score", sides=sides),
+                     pair(part, "correct_rate", percent, sides=sides), pair(part, "numeric_accuracy", sides=sides),
+                     pair(part, "clean_stop_rate", percent, sides=sides))
+                    for category, part in (summary.get("categories") or {}).items()])
         self.draw_chart()
         categories = sorted({item.get("category", "") for item in results.items})
         choice = self.query_one("#filter-category", Select)
@@ -263,14 +258,13 @@ class EvalScreen(ModeScreen):
         search = self.query_one("#filter-search", Input).value.strip()
         self.visible_items = [item for item in self.results.items
                               if item_matches(item, str(category), str(verdict), search, self.sides)]
-        table = self.query_one("#item-table", DataTable)
-        table.clear()
         variables = self.app.theme_variables
         base_side, tuned_side = self.sides
-        for index, item in enumerate(self.visible_items):
-            table.add_row(item.get("id", ""), verdict_text(item.get(base_side) if base_side else None, variables),
-                          verdict_text(item.get(tuned_side or ""), variables),
-                          self.app.services.sanitize(item.get("question", "")), key=str(index))
+        fill_table(self.query_one("#item-table", DataTable), self.item_columns(),
+                   [(item.get("id", ""), verdict_text(item.get(base_side) if base_side else None, variables),
+                     verdict_text(item.get(tuned_side or ""), variables),
+                     self.app.services.sanitize(item.get("question", ""))) for item in self.visible_items],
+                   keys=[str(index) for index in range(len(self.visible_items))])
         self.query_one(AnswerCompare).show_item(self.visible_items[0] if self.visible_items else None, self.sides)
         tabs = self.query_one("#eval-tabs", TabbedContent)
         tabs.get_tab("tab-items").label = f"Items {len(self.visible_items)}/{len(self.results.items)}"

@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from carexpert_tui.tables import fill_table
+
 INTRO = ("Keys work where they are listed. alt+1…alt+5 switch modes from anywhere, even while typing; "
          "the number keys 1…5 do too when no text field has focus. "
          "ctrl+p opens the command palette (every action, by name).")
@@ -57,7 +59,7 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("Where", "Key", "Does")
+        rows = []
         keymap = self.app.config.ui.keymap  # what the app passed to set_keymap
         for section, bindings in help_sections(self.app):
             for binding in bindings:
@@ -68,5 +70,6 @@ class HelpScreen(ModalScreen[None]):
                 does = binding.description
                 if binding.tooltip:
                     does = f"{does}: {binding.tooltip}" if does else binding.tooltip
-                table.add_row(section, keys, does)
+                rows.append((section, keys, does))
+        fill_table(table, ["Where", "Key", "Does"], rows)
         table.focus()

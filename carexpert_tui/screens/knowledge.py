@@ -19,7 +19,10 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
+from carexpert_tui.tables import fill_table
+
 HITS = 8
+HIT_COLUMNS = ("#", "kind", "title", "score", "found by")
 
 
 class KnowledgeScreen(ModalScreen[None]):
@@ -57,7 +60,7 @@ class KnowledgeScreen(ModalScreen[None]):
             yield Static("Search for a vehicle, a concept or a maintenance item.", id="kb-detail", classes="-empty")
 
     def on_mount(self) -> None:
-        self.query_one("#kb-hits", DataTable).add_columns("#", "kind", "title", "score", "found by")
+        fill_table(self.query_one("#kb-hits", DataTable), HIT_COLUMNS, [])
         if self.initial_query.strip():
             self.search(self.initial_query)
 
@@ -86,12 +89,11 @@ class KnowledgeScreen(ModalScreen[None]):
         if event.state != WorkerState.SUCCESS:
             return
         self.hits = list(event.worker.result or [])
-        table = self.query_one("#kb-hits", DataTable)
-        table.clear()
         sanitize = self.app.services.sanitize
-        for rank, hit in enumerate(self.hits, start=1):
-            table.add_row(str(rank), Text(hit["kind"]), Text(sanitize(hit["title"])), f"{hit['score']:.2f}",
-                          Text(hit["how"]), key=str(rank - 1))
+        fill_table(self.query_one("#kb-hits", DataTable), HIT_COLUMNS,
+                   [(str(rank), Text(hit["kind"]), Text(sanitize(hit["title"])), f"{hit['score']:.2f}", Text(hit["how"]))
+                    for rank, hit in enumerate(self.hits, start=1)],
+                   keys=[str(index) for index in range(len(self.hits))])
         status.update(f"{len(self.hits)} passage(s), best first" if self.hits else "Nothing found.")
         self.show_detail(0)
 

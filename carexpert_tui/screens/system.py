@@ -18,9 +18,12 @@ from textual.widgets import DataTable, Label
 
 from carexpert_tui.messages import ChecksFinished
 from carexpert_tui.screens.base import ModeScreen
+from carexpert_tui.tables import fill_table
 from carexpert_tui.widgets.gpu_card import GpuCard, GpuRows, HostCard
 
 CARDS_UP_TO = 2  # side-by-side cards fit 80 columns up to two GPUs; more get one row each
+CHECK_COLUMNS = (("", "status"), ("Check", "name"), ("Detail", "detail"), ("Fix", "fix"))
+STATUS_WIDTH = {"status": 6}
 STATUS_STYLE = {"pass": ("✓ pass", "success"), "warn": ("! warn", "warning"), "fail": ("✗ fail", "error")}
 
 
@@ -46,11 +49,7 @@ class SystemScreen(ModeScreen):
     results: list[Any] = []
 
     def on_mount(self) -> None:
-        table = self.query_one("#checks", DataTable)
-        table.add_column("", key="status", width=6)
-        table.add_column("Check", key="name")
-        table.add_column("Detail", key="detail")
-        table.add_column("Fix", key="fix")
+        fill_table(self.query_one("#checks", DataTable), CHECK_COLUMNS, [], widths=STATUS_WIDTH)
         self.query_one("#checks-box").border_title = "carexpert check"
         self.watch(self.app, "gpus", self.show_devices)
         self.run_checks()
@@ -75,15 +74,16 @@ class SystemScreen(ModeScreen):
     @on(ChecksFinished)
     def show_checks(self, message: ChecksFinished) -> None:
         table = self.query_one("#checks", DataTable)
-        table.clear()
         counts = {"pass": 0, "warn": 0, "fail": 0}
+        rows = []
         for result in message.results:
             status = check_field(result, "status").lower()
             counts[status] = counts.get(status, 0) + 1
             label, variable = STATUS_STYLE.get(status, (status, None))
             color = self.app.theme_variables[variable] if variable else ""
-            table.add_row(Text(label, style=f"bold {color}"), check_field(result, "name"),
-                          check_field(result, "detail"), Text(check_field(result, "fix"), style="italic"))
+            rows.append((Text(label, style=f"bold {color}"), check_field(result, "name"),
+                         check_field(result, "detail"), Text(check_field(result, "fix"), style="italic")))
+        fill_table(table, CHECK_COLUMNS, rows, widths=STATUS_WIDTH)
         self.results = list(message.results)
         first_problem = next((i for i, r in enumerate(self.results)
                               if check_field(r, "status").lower() != "pass"), 0)
