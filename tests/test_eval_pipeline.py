@@ -233,5 +233,18 @@ def test_a_row_is_done_at_eos_or_a_new_turn_and_stays_done(adapter_run):
     ids = torch.cat([ids, tail], dim=1)
     assert stop(ids, None).tolist() == [True, True, True]  # a new turn ends the others: the batch stops
     assert length_order(tokenizer, ["a", "a much longer prompt than the first", "mid size one"]) == [1, 2, 0]
-    assert resolve_batch_size(0, torch.device("cpu")) == 16 and resolve_batch_size(0, torch.device("cuda")) == 256
+    assert resolve_batch_size(0, torch.device("cpu")) == 16 and resolve_batch_size(0, torch.device("cuda")) == 512
     assert resolve_batch_size(64, torch.device("cpu")) == 64
+
+
+def test_auto_batch_on_a_gpu_holds_the_whole_builtin_test_set():
+    """The base model loops to the token limit, so each batch of a base side costs a full pass: the
+    360 held-out questions in one batch make one pass per side instead of two (the 5-minute target)."""
+    import torch
+
+    from carexpert.config import Config
+    from carexpert.dataset import build_from_config
+    from carexpert.evaluation.generate import resolve_batch_size
+
+    held_out = len(build_from_config(Config()).splits["test"])
+    assert 300 <= held_out <= resolve_batch_size(0, torch.device("cuda"))

@@ -172,8 +172,8 @@ class EvalConfig:
         "builtin test set's is 301 tokens, a two-car comparison): a right answer cut at the limit counts as "
         "not stopping cleanly.", min=1, max=8192)
     batch_size: int = setting(
-        0, "Questions generated at once (left padded, sorted by length); 0 = auto: as many as fit (256 on a "
-        "GPU, halved on out-of-memory; 16 on a CPU).", min=0, max=1024)
+        0, "Questions generated at once (left padded, sorted by length); 0 = auto: 512 on a GPU (the builtin "
+        "held-out set in one batch; halved on out-of-memory), 16 on a CPU.", min=0, max=1024)
     limit: int = setting(0, "Evaluate only the first N held-out items; 0 = all.", min=0, max=10_000_000)
     numeric_tolerance: float = setting(
         0.03, "Relative tolerance when checking a number in an answer against the reference.",

@@ -31,7 +31,7 @@ from typing import Any
 from carexpert.prompt import stop_strings
 
 ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
-AUTO_BATCH_GPU = 256
+AUTO_BATCH_GPU = 512  # the builtin held-out set (360) in one batch: a looping base side makes one pass, not two
 AUTO_BATCH_CPU = 16
 
 
