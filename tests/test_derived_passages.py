@@ -89,6 +89,16 @@ def test_every_single_figure_comparison_answer_states_what_the_passage_states(kn
     assert checked > 500
 
 
+def test_a_plug_in_hybrids_range_is_named_its_electric_range(knowledge):
+    model3, model_y = knowledge.vehicle("tesla-model-3-2024-rwd"), knowledge.vehicle("tesla-model-y-2023-long-range")
+    prime = knowledge.vehicle("toyota-prius-prime-2023-se")
+    assert "Electric range: the Model 3 has more range, 272 miles versus 44 miles, a difference of 228 miles." \
+        in comparison_passage(model3, prime).text
+    both_electric = comparison_passage(model3, model_y).text
+    assert "Range: the Model Y has more range, 330 miles versus 272 miles" in both_electric
+    assert "Electric range" not in both_electric and "L/100 km" not in both_electric
+
+
 def test_metric_economy_and_the_quicker_car(knowledge):
     text = comparison_passage(knowledge.vehicle("subaru-brz-2022-premium"), knowledge.vehicle(PORSCHE)).text
     assert "Fuel economy: the BRZ is more fuel-efficient, 22 mpg versus 20 mpg (10.7 versus 11.8 L/100 km), " \

@@ -117,10 +117,22 @@ class _Figure:
     show: Callable[[float], str]        # a value with its unit
     ahead: str                          # what the better one is ("is more powerful")
     higher_wins: bool
+    label_unless_both_electric: str | None = None  # a plug-in hybrid's range is its electric range
+    also: Callable[[float, float], str] | None = None  # the better and the other value in a second unit
+
+    def label_for(self, a: Vehicle, b: Vehicle) -> str:
+        if self.label_unless_both_electric and not (a.is_electric and b.is_electric):
+            return self.label_unless_both_electric
+        return self.label
 
 
 def _seconds(value: float) -> str:
     return f"{units.fmt_decimal(value)} seconds"
+
+
+def _litres_per_100km(better_mpg: float, other_mpg: float) -> str:
+    return (f"{units.fmt_decimal(units.mpg_to_l100km(better_mpg))} versus "
+            f"{units.fmt_decimal(units.mpg_to_l100km(other_mpg))} L/100 km")
 
 
 # In the order the generator's comparisons state them; rounding and formatting as ``gen_comparisons._single``.
@@ -129,8 +141,9 @@ _FIGURES = (
     _Figure("Torque", lambda v: v.torque_lb_ft, lambda x: f"{x} lb-ft", "has more torque", True),
     _Figure("0-60 mph", lambda v: v.zero_to_sixty_s, _seconds, "is quicker", False),
     _Figure("Fuel economy", lambda v: None if v.is_electric else v.mpg_combined, lambda x: f"{x} mpg",
-            "is more fuel-efficient", True),
-    _Figure("Range", lambda v: v.ev_range_mi, lambda x: f"{x} miles", "has more range", True),
+            "is more fuel-efficient", True, also=_litres_per_100km),
+    _Figure("Range", lambda v: v.ev_range_mi, lambda x: f"{x} miles", "has more range", True,
+            label_unless_both_electric="Electric range"),
     _Figure("Curb weight", lambda v: v.curb_weight_lb, lambda x: f"{units.fmt_int(x)} lb", "is lighter", False),
     _Figure("Base MSRP", lambda v: v.msrp_usd, units.fmt_usd, "is cheaper", False),
 )
@@ -148,11 +161,7 @@ def comparison_passage(a: Vehicle, b: Vehicle, fuel: FuelAssumptions | None = No
         x, y = figure.get(a), figure.get(b)
         if not x or not y:
             continue
-        if figure.label == "Range" and not (a.is_electric and b.is_electric):
-            label = "Electric range"
-        else:
-            label = figure.label
-        parts.append(_figure_sentence(figure, label, x, y, sa, sb))
+        parts.append(_figure_sentence(figure, figure.label_for(a, b), x, y, sa, sb))
     if fuel is not None:
         parts += _fuel_sentences(a, b, sa, sb, fuel)
     return Passage(f"{COMPARE_PREFIX}{a.id}:{b.id}", DERIVED, title, " ".join(parts), (a.id, b.id))
@@ -164,9 +173,8 @@ def _figure_sentence(figure: _Figure, label: str, x: float, y: float, sa: str, s
     (win, wv, lv) = (sa, x, y) if (x > y) == figure.higher_wins else (sb, y, x)
     diff = abs(x - y)  # as the generator's answers compute it (a 0-60 difference rounds half up to a tenth)
     text = f"{label}: the {win} {figure.ahead}, {figure.show(wv)} versus {figure.show(lv)}"
-    if figure.label == "Fuel economy":
-        text += (f" ({units.fmt_decimal(units.mpg_to_l100km(wv))} versus "
-                 f"{units.fmt_decimal(units.mpg_to_l100km(lv))} L/100 km)")
+    if figure.also is not None:
+        text += f" ({figure.also(wv, lv)})"
     return f"{text}, a difference of {figure.show(diff)}."
 
 
