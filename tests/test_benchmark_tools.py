@@ -168,3 +168,13 @@ def test_rescore_asked_counts_a_right_price_as_right_under_the_asked_rule(tmp_pa
     side = result["sides"]["tuned_rag"]
     assert side["saved"] == 0.5 and side["old_rule"] == 0.5 and side["asked_rule"] == 0.75
     assert [c["id"] for c in side["changed"]] == [record["id"]]
+
+
+def test_startup_benchmark_reads_the_screen_text_through_escape_sequences():
+    from app_startup import visible_text
+
+    frame = (b"\x1b[?1049h\x1b[?25l\x1b]0;carexpert\x07\x1b[1;1H\x1b[38;2;221;227;234;48;2;18;22;28mcarexpert "
+             b"\x1b[1mcheck\x1b[0m\x1bP=1s\x1b\\ done")
+    text = visible_text(frame)
+    assert "carexpert check" in text and "\x1b" not in text and text.endswith(" done")
+    assert "carexpert check" not in visible_text(b"carexpert\x1b[2;1Hcheck")  # two rows are not one phrase
