@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     from carexpert_tui.app import CarExpertApp
 
-    app = CarExpertApp(args.config, mode=args.mode)
+    app = CarExpertApp(args.config, mode=args.mode, freeze_gc=True)
     app.run()
     exit_now(app.return_code or 0)
     return 0

@@ -64,8 +64,9 @@ class CarExpertApp(App):
     current_run: var[str | None] = var(None)
 
     def __init__(self, config_path: str | os.PathLike | None = None, *, services: Services | None = None,
-                 mode: str | None = None, themes_folder: Path | None = None):
+                 mode: str | None = None, themes_folder: Path | None = None, freeze_gc: bool = False):
         super().__init__()
+        self.freeze_gc = freeze_gc  # the process is this app (carexpert-tui): see ModeScreen.freeze_long_lived_objects
         deliver_alt_digits()  # alt+number switches modes from classic terminals too
         self.services = services or Services()
         self._start_mode = mode or self.DEFAULT_MODE

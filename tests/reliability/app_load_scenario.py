@@ -12,6 +12,7 @@ asserts on what ``run_load`` returns (a frozen UI, caps, catching up) and
 
 from __future__ import annotations
 
+import gc
 import re
 import statistics
 import subprocess
@@ -147,7 +148,7 @@ async def run_load(folder: Path, *, seconds: float, rate: float = EVENTS_PER_SEC
     started = time.perf_counter()
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(paths.root), str(rate), str(seconds)],
                               stdout=subprocess.PIPE, text=True)
-    app = FrameClock(str(config), services=fake_services(), mode="train")
+    app = FrameClock(str(config), services=fake_services(), mode="train", freeze_gc=True)  # as carexpert-tui runs
     try:
         async with app.run_test(size=(100, 32)) as pilot:
             screen = app.screen
@@ -178,6 +179,7 @@ async def run_load(folder: Path, *, seconds: float, rate: float = EVENTS_PER_SEC
             result.log_lines = screen.query_one("#run-log", Log).line_count
             result.rss_end_mib = rss_mib()
     finally:
+        gc.unfreeze()  # this process outlives the app (a test run, a benchmark): let its objects be collected again
         if writer.poll() is None:
             writer.kill()
         out, _ = writer.communicate()
