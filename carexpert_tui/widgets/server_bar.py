@@ -45,7 +45,7 @@ def describe_server(status: Any, starting: bool = False) -> str:
 
 
 class ServerBar(Static):
-    """Shows the API server's state; ``start(model)`` and ``stop()`` steer it."""
+    """Shows the API server's state; ``start(model)``, ``stop()`` and ``toggle(model)`` steer it."""
 
     DEFAULT_CSS = """
     ServerBar { height: 1; padding: 0 1; color: $text-muted; }
@@ -83,6 +83,13 @@ class ServerBar(Static):
             self.starting_since = None  # it never came up: the log says why (see start())
         self.update(describe_server(status, starting=self.starting_since is not None))
         self.set_class(status is not None and status.live and status.state == "ready", "-live")
+
+    def toggle(self, model_id: str | None) -> None:
+        """Stop the server if it is live, else serve ``model_id`` (one key does both)."""
+        if self.live:
+            self.stop()
+        else:
+            self.start(model_id)
 
     def start(self, model_id: str | None) -> None:
         """Serve ``model_id`` (None: the base model) from a detached ``carexpert serve``."""

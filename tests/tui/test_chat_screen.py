@@ -134,13 +134,20 @@ async def test_sources_under_each_answer_and_retrieval_toggle(project):
 
 
 def test_a_computed_source_is_marked_as_computed():
-    from carexpert_tui.screens.chat import sources_note
+    from carexpert_tui.screens.chat_notes import sources_note
 
     sources = [{"id": "ram-1500-2019-tradesman", "kind": "vehicle", "title": "2019 Ram 1500 Tradesman"},
                {"id": "derived:compare:ram-1500-2019-tradesman:honda-ridgeline-2024-sport", "kind": "derived",
                 "title": "2019 Ram 1500 Tradesman vs 2024 Honda Ridgeline Sport"}]
     assert sources_note(sources, True, "stop") == \
         "sources: 2019 Ram 1500 Tradesman · 2019 Ram 1500 Tradesman vs 2024 Honda Ridgeline Sport (computed)"
+
+
+def test_the_sampling_panel_offers_every_setting_a_session_takes():
+    from carexpert.chat import SAMPLING_KEYS
+    from carexpert_tui.screens import chat_sampling
+
+    assert chat_sampling.SAMPLING_KEYS == SAMPLING_KEYS
 
 
 async def test_api_server_starts_detached_shows_its_numbers_and_stops(project):
