@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import os
@@ -28,6 +29,7 @@ import pstats
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +50,32 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+class CollectorPauses:
+    """How long each garbage collection took, by generation (``gc.callbacks``): a full collection stops
+    the UI thread, and its length grows with the objects the app keeps alive."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {f"gen{generation}": {"count": len(values), "total": round(sum(values) * 1000, 1),
+                                     "max": round(max(values, default=0.0) * 1000, 1)}
+                for generation, values in self.pauses.items()}
+
+
+def collector_pauses() -> CollectorPauses:
+    pauses = CollectorPauses()
+    gc.callbacks.append(pauses)
+    return pauses
+
+
 def git_head() -> str:
     try:
         out = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
@@ -64,17 +92,21 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the JSON here (printed either way)")
     parser.add_argument("--profile", type=Path, help="save a cProfile of the UI thread here (pstats format)")
     parser.add_argument("--label", default="", help="a note kept in the JSON (e.g. 'main' or 'coalesced')")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="leave the collector as a test process does (carexpert-tui freezes long-lived objects)")
     args = parser.parse_args()
 
     import textual
 
     load_before = os.getloadavg()
+    pauses = collector_pauses()
     profiler = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory(prefix="carexpert-app-latency-") as folder:
         os.chdir(folder)
         if profiler is not None:
             profiler.enable()
-        result = asyncio.run(run_load(Path(folder), seconds=args.seconds, rate=args.rate))
+        result = asyncio.run(run_load(Path(folder), seconds=args.seconds, rate=args.rate,
+                                       freeze_gc=not args.no_gc_freeze))
         if profiler is not None:
             profiler.disable()
         os.chdir(ROOT)
@@ -103,6 +135,8 @@ def main() -> int:
                     "load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in load_after]},
         "profiled": bool(args.profile),
+        "gc_freeze": not args.no_gc_freeze,
+        "gc_pauses_ms": pauses.summary(),
     }
     text = json.dumps(record, indent=2)
     print(text)

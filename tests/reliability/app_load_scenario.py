@@ -137,7 +137,7 @@ def rss_mib() -> float:
 
 
 async def run_load(folder: Path, *, seconds: float, rate: float = EVENTS_PER_SECOND,
-                   press_every: float = PRESS_EVERY_S) -> LoadResult:
+                   press_every: float = PRESS_EVERY_S, freeze_gc: bool = True) -> LoadResult:
     """Start the writer under ``folder``, follow its run in the app and time key presses until it ends."""
     config = folder / "carexpert.toml"
     runs_dir = folder / "runs"
@@ -148,7 +148,7 @@ async def run_load(folder: Path, *, seconds: float, rate: float = EVENTS_PER_SEC
     started = time.perf_counter()
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(paths.root), str(rate), str(seconds)],
                               stdout=subprocess.PIPE, text=True)
-    app = FrameClock(str(config), services=fake_services(), mode="train", freeze_gc=True)  # as carexpert-tui runs
+    app = FrameClock(str(config), services=fake_services(), mode="train", freeze_gc=freeze_gc)  # as carexpert-tui runs
     try:
         async with app.run_test(size=(100, 32)) as pilot:
             screen = app.screen
