@@ -1,17 +1,23 @@
-"""CPU chat decoding of the embedded model: today's ``generate`` path against the own loop, in one run.
+"""CPU chat decoding of the embedded model: ``generate`` against the own loop's CPU steps, in one run.
 
 Each variant answers the same prompt greedily (repetition penalty 1.1, the chat default),
 ``--tokens`` new tokens with EOS suppressed; the variants take turns for ``--rounds``
 rounds and each keeps its best round (the machine is shared: the best round is the one
 least disturbed by other work). The 1-minute load average is recorded with every round.
-Variants:
+Variants (``--variants``, comma-separated):
 
 - ``generate fp32``: what CPU chat did before issue 14 (``generate``, dynamic cache, fp32).
-- ``loop fp32``: carexpert's own loop (``graph_decode``), eager, fp32 (the new default).
-- ``loop fp32, 1 thread``: the same with ``torch.set_num_threads(1)``.
-- ``loop bf16``: bf16 weights (this CPU's bf16 units, if any, do the matrix multiplies).
+- ``loop fp32 transformers``: carexpert's own loop (``graph_decode``), eager, each step
+  through the transformers forward (CPU chat before the lean step).
+- ``loop fp32 lean``: the own loop with the lean Gemma 3 layers (``lean_gemma3``) and the fp32 head.
+- ``loop fp32 lean screened``: the lean layers and the screened int8/fp32 head
+  (``screened_head``): what CPU chat does now.
+- ``loop fp32 lean screened 1 thread``: the same with ``torch.set_num_threads(1)``.
+- ``loop bf16``: bf16 weights through the transformers forward (changes the answer).
 
-    python benchmarks/decode_cpu.py --out benchmarks/results/cpu-decode.json [--tokens 48 --rounds 4]
+Every variant's answer is compared with ``generate fp32``'s, token for token.
+
+    python benchmarks/decode_cpu.py --out benchmarks/results/cpu-decode/NAME.json [--tokens 48 --rounds 4]
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--variants", default="generate fp32,loop fp32,loop fp32 1 thread,loop bf16")
+    parser.add_argument("--variants", default="generate fp32,loop fp32 transformers,loop fp32 lean,"
+                                               "loop fp32 lean screened")
     args = parser.parse_args(argv)
 
     import torch
@@ -46,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     name = model_source(Config())[0]
     tokenizer = AutoTokenizer.from_pretrained(name)
     ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
+    wanted = args.variants.split(",")
+    dtypes = [torch.float32] + ([torch.bfloat16] if "loop bf16" in wanted else [])
     models = {dtype: AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="sdpa").eval()
-              for dtype in (torch.float32, torch.bfloat16)}
+              for dtype in dtypes}
     eos = models[torch.float32].generation_config.eos_token_id
     eos = frozenset([eos] if isinstance(eos, int) else eos)
     threads = torch.get_num_threads()
@@ -62,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             return out[0, ids.shape[1]:].tolist()
         return run
 
-    def loop(model, thread_count=threads):
+    def loop(model, thread_count=threads, lean=True, screened=True):
         decoder = GraphDecoder(model, 4096, graphs=False, compile_step=False)
+        if not lean:
+            decoder.lean = None
+        if not screened:
+            decoder.screen = None
+        if (lean and decoder.lean is None) or (screened and decoder.screen is None):
+            raise SystemExit(f"the CPU step cannot run here: {decoder.cpu_note}")
 
         def run():
             torch.set_num_threads(thread_count)
@@ -73,20 +89,28 @@ def main(argv: list[str] | None = None) -> int:
                 torch.set_num_threads(threads)
         return run
 
-    builders = {"generate fp32": lambda: generate(models[torch.float32]),
-                "loop fp32": lambda: loop(models[torch.float32]),
-                "loop fp32 1 thread": lambda: loop(models[torch.float32], 1),
-                "loop bf16": lambda: loop(models[torch.bfloat16])}
-    variants = {name: builders[name]() for name in args.variants.split(",")}
+    fp32 = models[torch.float32]
+    builders = {"generate fp32": lambda: generate(fp32),
+                "loop fp32 transformers": lambda: loop(fp32, lean=False, screened=False),
+                "loop fp32 lean": lambda: loop(fp32, screened=False),
+                "loop fp32 lean screened": lambda: loop(fp32),
+                "loop fp32 lean screened 1 thread": lambda: loop(fp32, 1),
+                "loop bf16": lambda: loop(models.get(torch.bfloat16), lean=False, screened=False)}
+    unknown = [name for name in wanted if name not in builders]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(builders)}")
+    variants = {name: builders[name]() for name in wanted}
     for run in variants.values():  # one short untimed pass each: first-call costs out of the way
         run()
     best = {name: float("inf") for name in variants}
-    outputs, rounds = {}, []
+    outputs, rounds, differing = {}, [], set()
     for number in range(args.rounds):
         entry = {"load_average_1min": os.getloadavg()[0], "seconds": {}}
         for name, run in variants.items():
             start = time.perf_counter()
             outputs[name] = run()
+            if outputs[name] != outputs.get("generate fp32", outputs[name]):
+                differing.add(name)
             seconds = time.perf_counter() - start
             entry["seconds"][name] = seconds
             best[name] = min(best[name], seconds)
@@ -98,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
               "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "amx": torch.cpu._is_amx_tile_supported(),
               "prompt_tokens": ids.shape[1], "new_tokens": args.tokens,
               "best_tokens_per_s": {name: args.tokens / s for name, s in best.items()},
-              "same_tokens_as_generate_fp32": {name: out == reference for name, out in outputs.items()},
-              "rounds": rounds}
+              "median_tokens_per_s": {name: args.tokens / statistics.median(entry["seconds"][name] for entry in rounds)
+                                      for name in variants},
+              "same_tokens_as_generate_fp32": {name: reference is not None and name not in differing
+                                               for name in outputs},
+              "rounds": rounds, "load_average_1min_after": os.getloadavg()[0]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: result[k] for k in ("best_tokens_per_s", "same_tokens_as_generate_fp32")}, indent=1))

@@ -140,8 +140,12 @@ def cache_keyword(model: Any) -> str:
 
 def penalize(logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
     """transformers' repetition penalty over every token seen so far (prompt and answer): x/p if x>0, x*p if not."""
-    penalized = torch.where(logits < 0, logits * penalty, logits / penalty)
-    return torch.where(seen, penalized, logits)
+    return torch.where(seen, penalized(logits, penalty), logits)
+
+
+def penalized(logits: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
+    """``logits`` as if every one had been seen; monotone in each logit for any penalty > 0."""
+    return torch.where(logits < 0, logits * penalty, logits / penalty)
 
 
 def choose_next(logits: torch.Tensor, seen: torch.Tensor, banned: torch.Tensor, knobs: torch.Tensor,

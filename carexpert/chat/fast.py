@@ -28,7 +28,9 @@ that the benchmarks (issue 8) tune from measurements. On a CPU the fast path fal
 back cleanly to ``full``: unquantized float32 weights with the adapter unmerged
 (``modeling.load_for_inference`` merges in bf16, which CPUs without bf16 units run
 slowly), decoded by the same own loop run eagerly (no graphs), with a cache sized
-to each answer.
+to each answer; its step runs Gemma 3's layers through ``lean_gemma3`` and the output
+head through ``screened_head`` where the model allows, and the plan's reason names
+what it falls back to otherwise.
 """
 
 from __future__ import annotations
@@ -271,6 +273,10 @@ def start_own_loop(model: Any, tokenizer: Any, plan: DecodePlan, progress: Calla
             progress(f"decoding path: {fallback.describe()}")
         return fallback
     graph_decode.attach(model, decoder)
+    if decoder.cpu_note:  # a CPU step without the lean layers or the screened head: say which and why
+        plan = dataclasses.replace(plan, reason=f"{plan.reason}; CPU step: {decoder.cpu_note}")
+        if progress:
+            progress(f"decoding path: {plan.describe()}")
     if decoder.compile_error:
         plan = dataclasses.replace(plan, compile=False, reason=(
             f"{plan.reason}; compiling the step failed ({decoder.compile_error}), recorded it uncompiled"))

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from carexpert.chat.decode_step import (
     FULL,
@@ -146,6 +147,33 @@ class GraphDecoder:
         self._forward_step = self._scores
         if compile_step:
             self._forward_step = torch.compile(self._scores, dynamic=False)
+        self.lean: Any = None     # lean_gemma3.LeanGemma3Step: the CPU step's layers, where the model allows
+        self.screen: Any = None   # screened_head.ScreenedHead: the CPU step's output head, where it allows
+        self.cpu_note = ""        # what the CPU step does not use, and why (shown in the plan)
+        if not graphs and not compile_step and self.device.type == "cpu":
+            self._set_up_cpu_step()
+
+    def _set_up_cpu_step(self) -> None:
+        """The lean Gemma 3 layers and the screened head for eager CPU steps, each where the model allows it."""
+        from carexpert.chat import lean_gemma3, screened_head
+
+        notes = []
+        reason = lean_gemma3.unsupported_reason(self.base)
+        if reason is None:
+            self.lean = lean_gemma3.LeanGemma3Step(self.base, self.max_len)
+        else:
+            notes.append(f"transformers layers ({reason})")
+        reason = screened_head.unsupported_reason(self.base)
+        if reason is None and not callable(getattr(self.base, "get_decoder", None)):
+            reason = "no get_decoder() for the hidden state"
+        if reason is None:
+            try:
+                self.screen = screened_head.ScreenedHead(self.base.get_output_embeddings().weight)
+            except screened_head.ScreenUnavailable as error:
+                reason = str(error)
+        if reason is not None:
+            notes.append(f"full fp32 head ({reason})")
+        self.cpu_note = "; ".join(notes)
 
     @property
     def live_cache(self) -> FixedCache:
@@ -155,8 +183,8 @@ class GraphDecoder:
         return self.cache
 
     # ----- the model call ------------------------------------------------------------------
-    def _logits(self, ids: torch.Tensor) -> torch.Tensor:
-        """Float32 logits of the last position, for ``ids`` written from ``cache.position`` on."""
+    def _model_inputs(self, ids: torch.Tensor) -> dict[str, Any]:
+        """The keyword arguments of a forward of ``ids`` written from ``cache.position`` on (cache keyword aside)."""
         cache = self.live_cache
         count = ids.shape[1]
         kv_index = cache.offsets if cache.visible is None else cache.offsets[:cache.visible]
@@ -165,17 +193,44 @@ class GraphDecoder:
         mask = {name: masks[kind] for name, kind in self.kind_of.items()} if self.mask_names \
             else next(iter(masks.values()))
         positions = (cache.position + cache.offsets[:count])[None]
-        output = self.base(input_ids=ids, position_ids=positions, attention_mask=mask, use_cache=True,
-                           logits_to_keep=1, **{self.cache_keyword: cache})
+        return {"input_ids": ids, "position_ids": positions, "attention_mask": mask, "use_cache": True}
+
+    def _logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Float32 logits of the last position, for ``ids`` written from ``cache.position`` on."""
+        output = self.base(**self._model_inputs(ids), logits_to_keep=1, **{self.cache_keyword: self.live_cache})
         return output.logits[:, -1].float()
+
+    def _last_hidden(self, ids: torch.Tensor) -> torch.Tensor:
+        """The decoder's final (normed) hidden state of the last position: what the output head multiplies."""
+        decoder = self.base.get_decoder()
+        output = decoder(**self._model_inputs(ids), **{cache_keyword(decoder): self.live_cache})
+        return output.last_hidden_state[:, -1]
 
     def _scores(self, ids: torch.Tensor) -> torch.Tensor:
         """The step's logits after the penalty and suppressed tokens: the part ``torch.compile`` fuses."""
         return adjusted_logits(self._logits(ids), self.seen, self.banned, self.knobs)
 
+    def _cpu_scores(self, params: SamplingParams) -> torch.Tensor:
+        """``_scores`` of an eager CPU step, through the lean layers and the screened head where set up."""
+        keep = 1 if params.greedy else params.top_k if 0 < params.top_k < self.seen.shape[1] else 0
+        if self.lean is None and not (self.screen is not None and keep):
+            return self._scores(self.token)
+        cache = self.live_cache
+        if self.lean is not None:
+            hidden = self.lean.hidden(self.token, int(cache.position), cache)
+        else:
+            hidden = self._last_hidden(self.token)
+        if self.screen is not None and keep:
+            logits = self.screen.logits(hidden, self.seen, self.banned, self.knobs[0], keep)
+        else:
+            logits = F.linear(hidden, self.base.get_output_embeddings().weight)
+        return adjusted_logits(logits, self.seen, self.banned, self.knobs)
+
     def _step(self, params: SamplingParams) -> None:
         """One token: forward the last token, choose the next, advance. Only fixed buffers change."""
-        chosen = choose_from_adjusted(self._forward_step(self.token), self.knobs, params)
+        lean = self.lean is not None or self.screen is not None
+        scores = self._cpu_scores(params) if lean else self._forward_step(self.token)
+        chosen = choose_from_adjusted(scores, self.knobs, params)
         self.seen.scatter_(1, chosen, True)
         self.token.copy_(chosen)
         self.live_cache.position.add_(1)
@@ -304,7 +359,14 @@ class GraphDecoder:
             try:
                 for _ in self.stream(prompt_ids, short):
                     pass
-            except Exception as error:  # retry without compiling, then give up
+            except Exception as error:  # retry without the lean CPU step or without compiling, then give up
+                if self.lean is not None or self.screen is not None:
+                    self.cpu_note = f"transformers layers and head (the lean CPU step failed: " \
+                                    f"{type(error).__name__}: {_first_line(error)})"
+                    self.lean = self.screen = None
+                    for _ in self.stream(prompt_ids, short):
+                        pass
+                    continue
                 if not self.compile_step:
                     raise
                 self.compile_error = f"{type(error).__name__}: {_first_line(error)}"
@@ -319,7 +381,9 @@ class GraphDecoder:
 
     def describe(self) -> str:
         if not self.graphs_enabled:
-            return "own decode loop, eager"
+            parts = [name for name, on in (("lean Gemma 3 layers", self.lean is not None),
+                                           ("screened int8/fp32 head", self.screen is not None)) if on]
+            return "own decode loop, eager" + (f" ({', '.join(parts)})" if parts else "")
         how = "compiled forward" if self.compile_step else "eager forward"
         return f"own decode loop, one CUDA graph per token ({how})"
 
