@@ -19,7 +19,9 @@ GPU never waits for Python. A stop (EOS, ``stop_event``, ``max_new_tokens``) cos
 most ``LOOKAHEAD`` steps of wasted work, which the next answer's prefill overwrites.
 
 On a CPU the same loop runs the step eagerly (no graphs), attending only over the
-positions written so far.
+positions written so far, through the lean Gemma 3 layers (``lean_gemma3``) and the
+screened output head (``screened_head``) where the model allows; ``cpu_note`` says what
+it falls back to and why (docs/benchmarks.md, "The lean Gemma 3 step").
 
 ``GraphDecoder.build`` raises ``DecoderUnavailable`` and ``warm_up`` returns the reason
 when recording fails; the caller (``carexpert.chat.fast``) then keeps ``generate`` and

@@ -1,0 +1,107 @@
+"""Where one CPU decoding token of the embedded model goes: layers and output head, each way, interleaved.
+
+Per-token milliseconds (median over ``--tokens`` calls, the parts taking turns for
+``--rounds`` rounds, the 1-minute load average with each round) of:
+
+- ``transformers layers``: the model's own decoder forward for one token (``GraphDecoder._last_hidden``);
+- ``lean layers``: ``lean_gemma3.LeanGemma3Step.hidden`` for the same token;
+- ``fp32 head``: the 262k x 640 fp32 output head, one matrix-vector product;
+- ``screened head, greedy`` / ``screened head, top-50``: ``screened_head.ScreenedHead.logits``
+  (the int8 pass, the bound, the fp32 rows of the candidates);
+- ``int8 pass alone``: ``ScreenedHead.screen`` (the int8 pass and the bound, no candidates).
+
+Also the screen's candidates per token over a greedy answer, and the set-up time of the
+decoder (lean weights and the int8 head).
+
+    python benchmarks/decode_cpu_parts.py --out benchmarks/results/cpu-decode/parts.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+PROMPT = "### Instruction:\nWhat is a turbocharger and how does it differ from a supercharger?\n\n### Response:\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--tokens", type=int, default=30, help="calls per part and round (the median is kept)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--answer-tokens", type=int, default=48, help="greedy answer the candidates are counted on")
+    args = parser.parse_args(argv)
+
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from carexpert.chat.decode_step import SamplingParams
+    from carexpert.chat.graph_decode import DecodeRequest, GraphDecoder
+    from carexpert.config.schema import Config
+    from carexpert.modeling import model_source
+
+    name = model_source(Config())[0]
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32, attn_implementation="sdpa").eval()
+    start = time.perf_counter()
+    decoder = GraphDecoder(model, 4096, graphs=False, compile_step=False)
+    set_up_s = time.perf_counter() - start
+    if decoder.lean is None or decoder.screen is None:
+        raise SystemExit(f"the lean CPU step cannot run here: {decoder.cpu_note}")
+
+    candidates = []
+    greedy = DecodeRequest(SamplingParams(True, repetition_penalty=1.1), args.answer_tokens, frozenset())
+    for _ in decoder.stream(ids, greedy):
+        candidates.append(decoder.screen.candidates)
+    candidates = candidates[1:]  # the first token comes from the prefill's full head
+
+    with torch.inference_mode():
+        cache = decoder.live_cache
+        position = int(cache.position)
+        cache.visible = position + 1
+        hidden = decoder.lean.hidden(decoder.token, position, cache)
+        weight = model.get_output_embeddings().weight
+        penalty = decoder.knobs[0]
+        parts = {
+            "transformers layers": lambda: decoder._last_hidden(decoder.token),
+            "lean layers": lambda: decoder.lean.hidden(decoder.token, position, cache),
+            "fp32 head": lambda: F.linear(hidden, weight),
+            "screened head, greedy": lambda: decoder.screen.logits(hidden, decoder.seen, decoder.banned, penalty, 1),
+            "screened head, top-50": lambda: decoder.screen.logits(hidden, decoder.seen, decoder.banned, penalty, 50),
+            "int8 pass alone": lambda: decoder.screen.screen(hidden),
+        }
+        rounds = []
+        for number in range(args.rounds):
+            entry = {"load_average_1min": os.getloadavg()[0], "ms": {}}
+            for label, call in parts.items():
+                times = []
+                for _ in range(args.tokens):
+                    begin = time.perf_counter()
+                    call()
+                    times.append(time.perf_counter() - begin)
+                entry["ms"][label] = statistics.median(times) * 1e3
+            rounds.append(entry)
+            print(f"round {number}: load {entry['load_average_1min']:.1f} | "
+                  + " | ".join(f"{label} {ms:.1f}" for label, ms in entry["ms"].items()), flush=True)
+
+    result = {"threads": torch.get_num_threads(), "torch": torch.__version__, "decoder_set_up_s": set_up_s,
+              "median_ms_over_rounds": {label: statistics.median(r["ms"][label] for r in rounds) for label in parts},
+              "screen_candidates_per_token": {"min": min(candidates), "median": statistics.median(candidates),
+                                              "max": max(candidates), "tokens": len(candidates)},
+              "rounds": rounds, "load_average_1min_after": os.getloadavg()[0]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: result[k] for k in ("decoder_set_up_s", "median_ms_over_rounds",
+                                             "screen_candidates_per_token")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
