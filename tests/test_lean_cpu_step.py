@@ -166,3 +166,40 @@ def test_an_inexact_int8_kernel_is_refused(gemma_dir, monkeypatch):
 
 def test_the_int8_kernel_is_exact_here():
     screened_head.check_int8_kernel()  # CI's CPU: the screen is in use there, so it must pass
+
+
+def test_a_lean_step_that_cannot_be_set_up_leaves_the_transformers_layers(gemma_dir, monkeypatch):
+    def broken(self, model, max_len=4096):
+        raise MemoryError("simulated: no room for the concatenated weights")
+
+    monkeypatch.setattr(lean_gemma3.LeanGemma3Step, "__init__", broken)
+    model, ids = load(gemma_dir), prompt(gemma_dir)
+    decoder = GraphDecoder(model, 256, graphs=False, compile_step=False)
+    assert decoder.lean is None and "setting up the lean step failed: MemoryError" in decoder.cpu_note
+    assert decoder.screen is not None  # the head is screened through the model's own decoder
+    assert own(decoder, ids, SamplingParams(True, repetition_penalty=1.1)) == reference(model, ids, 1.1)
+
+
+def test_chat_on_a_cpu_names_its_step_in_the_plan(gemma_dir, llama_dir, monkeypatch):
+    import dataclasses
+
+    import carexpert.chat.engine as session_module
+    from carexpert.chat import ChatSession
+    from carexpert.chat.fast import DecodePlan
+    from carexpert.config import Config
+
+    monkeypatch.setattr(session_module, "plan_for",
+                        lambda config, base_dir: DecodePlan("full", "cpu", False, False, "test", "loop"))
+    reasons = {}
+    for label, folder in (("gemma", gemma_dir), ("llama", llama_dir)):
+        config = Config()
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, base_model=str(folder),
+                                                                       quantization="none"),
+                                     chat=dataclasses.replace(config.chat, temperature=0.0, max_new_tokens=8))
+        messages = []
+        chat = ChatSession(config, base_only=True).load(progress=messages.append)
+        assert chat.ask("What is torque?") and chat.last_stats.new_tokens == 8
+        reasons[label] = chat.plan.reason
+        assert any(message.startswith("CPU decoding step:") for message in messages)
+    assert reasons["gemma"] == "test; CPU step: lean Gemma 3 layers, screened int8/fp32 head"
+    assert "screened int8/fp32 head; transformers layers (LlamaForCausalLM is not" in reasons["llama"]

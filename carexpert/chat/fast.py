@@ -273,10 +273,10 @@ def start_own_loop(model: Any, tokenizer: Any, plan: DecodePlan, progress: Calla
             progress(f"decoding path: {fallback.describe()}")
         return fallback
     graph_decode.attach(model, decoder)
-    if decoder.cpu_note:  # a CPU step without the lean layers or the screened head: say which and why
-        plan = dataclasses.replace(plan, reason=f"{plan.reason}; CPU step: {decoder.cpu_note}")
+    if not graphs and decoder.cpu_step():  # the lean layers and screened head, or what it fell back to and why
+        plan = dataclasses.replace(plan, reason=f"{plan.reason}; CPU step: {decoder.cpu_step()}")
         if progress:
-            progress(f"decoding path: {plan.describe()}")
+            progress(f"CPU decoding step: {decoder.cpu_step()}")
     if decoder.compile_error:
         plan = dataclasses.replace(plan, compile=False, reason=(
             f"{plan.reason}; compiling the step failed ({decoder.compile_error}), recorded it uncompiled"))

@@ -162,8 +162,11 @@ class GraphDecoder:
         notes = []
         reason = lean_gemma3.unsupported_reason(self.base)
         if reason is None:
-            self.lean = lean_gemma3.LeanGemma3Step(self.base, self.max_len)
-        else:
+            try:
+                self.lean = lean_gemma3.LeanGemma3Step(self.base, self.max_len)
+            except Exception as error:  # noqa: BLE001 - any failure: the transformers layers decode instead
+                reason = f"setting up the lean step failed: {type(error).__name__}: {_first_line(error)}"
+        if reason is not None:
             notes.append(f"transformers layers ({reason})")
         reason = screened_head.unsupported_reason(self.base)
         if reason is None and not callable(getattr(self.base, "get_decoder", None)):
@@ -173,6 +176,8 @@ class GraphDecoder:
                 self.screen = screened_head.ScreenedHead(self.base.get_output_embeddings().weight)
             except screened_head.ScreenUnavailable as error:
                 reason = str(error)
+            except Exception as error:  # noqa: BLE001 - any failure: the fp32 head decodes instead
+                reason = f"setting up the screen failed: {type(error).__name__}: {_first_line(error)}"
         if reason is not None:
             notes.append(f"full fp32 head ({reason})")
         self.cpu_note = "; ".join(notes)
@@ -381,11 +386,16 @@ class GraphDecoder:
                 for _ in self.stream(prompt_ids, short):
                     pass
 
+    def cpu_step(self) -> str:
+        """What an eager CPU step runs, and what it falls back to and why (the plan shows it)."""
+        parts = [name for name, on in (("lean Gemma 3 layers", self.lean is not None),
+                                       ("screened int8/fp32 head", self.screen is not None)) if on]
+        return "; ".join(part for part in (", ".join(parts), self.cpu_note) if part)
+
     def describe(self) -> str:
         if not self.graphs_enabled:
-            parts = [name for name, on in (("lean Gemma 3 layers", self.lean is not None),
-                                           ("screened int8/fp32 head", self.screen is not None)) if on]
-            return "own decode loop, eager" + (f" ({', '.join(parts)})" if parts else "")
+            step = self.cpu_step()
+            return "own decode loop, eager" + (f" ({step})" if step else "")
         how = "compiled forward" if self.compile_step else "eager forward"
         return f"own decode loop, one CUDA graph per token ({how})"
 
