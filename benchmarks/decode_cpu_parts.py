@@ -5,10 +5,12 @@ Per-token milliseconds (median over ``--tokens`` calls, the parts taking turns f
 
 - ``transformers layers``: the model's own decoder forward for one token (``GraphDecoder._last_hidden``);
 - ``lean layers``: ``lean_gemma3.LeanGemma3Step.hidden`` for the same token;
-- ``fp32 head``: the 262k x 640 fp32 output head, one matrix-vector product;
-- ``screened head, greedy`` / ``screened head, top-50``: ``screened_head.ScreenedHead.logits``
-  (the int8 pass, the bound, the fp32 rows of the candidates);
-- ``int8 pass alone``: ``ScreenedHead.screen`` (the int8 pass and the bound, no candidates).
+- ``fp32 head + choice``: the 262k x 640 fp32 output head, the penalty and the greedy choice
+  over the whole vocabulary (``GraphDecoder._choose_from_hidden``, unscreened);
+- ``screened head + choice, greedy`` / ``..., top-50 sampling``: the same through
+  ``screened_head`` (the int8 pass, the bound, the candidates' fp32 rows, the penalty and the
+  choice over the candidates only); sampling with the chat defaults (0.7, top-p 0.9, top-k 50);
+- ``int8 pass and bound``: ``ScreenedHead.screen`` alone.
 
 Also the screen's candidates per token over a greedy answer, and the set-up time of the
 decoder (lean weights and the int8 head).
@@ -38,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    import torch.nn.functional as F
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from carexpert.chat.decode_step import SamplingParams
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates = []
     greedy = DecodeRequest(SamplingParams(True, repetition_penalty=1.1), args.answer_tokens, frozenset())
     for _ in decoder.stream(ids, greedy):
-        candidates.append(decoder.screen.candidates)
+        candidates.append(decoder.screen.candidate_count)
     candidates = candidates[1:]  # the first token comes from the prefill's full head
 
     with torch.inference_mode():
@@ -67,15 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         position = int(cache.position)
         cache.visible = position + 1
         hidden = decoder.lean.hidden(decoder.token, position, cache)
-        weight = model.get_output_embeddings().weight
-        penalty = decoder.knobs[0]
+        greedy_params = SamplingParams(True, repetition_penalty=1.1)
+        sampled_params = SamplingParams(False, 0.7, 0.9, 50, 1.1)
+        choose = decoder._choose_from_hidden
         parts = {
             "transformers layers": lambda: decoder._last_hidden(decoder.token),
             "lean layers": lambda: decoder.lean.hidden(decoder.token, position, cache),
-            "fp32 head": lambda: F.linear(hidden, weight),
-            "screened head, greedy": lambda: decoder.screen.logits(hidden, decoder.seen, decoder.banned, penalty, 1),
-            "screened head, top-50": lambda: decoder.screen.logits(hidden, decoder.seen, decoder.banned, penalty, 50),
-            "int8 pass alone": lambda: decoder.screen.screen(hidden),
+            "fp32 head + choice": lambda: choose(hidden, greedy_params, screened=False),
+            "screened head + choice, greedy": lambda: choose(hidden, greedy_params, screened=True),
+            "screened head + choice, top-50 sampling": lambda: choose(hidden, sampled_params, screened=True),
+            "int8 pass and bound": lambda: decoder.screen.screen(hidden),
         }
         rounds = []
         for number in range(args.rounds):

@@ -66,7 +66,7 @@ def test_lean_step_and_screened_head_answer_like_generate_across_the_window(gemm
     assert decoder.lean is not None and decoder.screen is not None and decoder.cpu_note == ""
     assert "lean Gemma 3 layers" in decoder.describe()
     assert own(decoder, ids, SamplingParams(True, repetition_penalty=penalty)) == expected
-    assert 1 <= decoder.screen.candidates < model.config.vocab_size  # the screen did leave tokens out
+    assert 1 <= decoder.screen.candidate_count < model.config.vocab_size  # the screen did leave tokens out
     assert own(decoder, ids, SamplingParams(True, repetition_penalty=penalty)) == expected  # cache reused
 
 
@@ -165,6 +165,8 @@ def test_an_inexact_int8_kernel_is_refused(gemma_dir, monkeypatch):
 
 
 def test_the_int8_kernel_is_exact_here():
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")):
+        pytest.skip("no oneDNN int8 matrix multiply in this torch build")
     screened_head.check_int8_kernel()  # CI's CPU: the screen is in use there, so it must pass
 
 

@@ -217,27 +217,39 @@ class GraphDecoder:
         """The step's logits after the penalty and suppressed tokens: the part ``torch.compile`` fuses."""
         return adjusted_logits(self._logits(ids), self.seen, self.banned, self.knobs)
 
-    def _cpu_scores(self, params: SamplingParams) -> torch.Tensor:
-        """``_scores`` of an eager CPU step, through the lean layers and the screened head where set up."""
+    def _cpu_choice(self, params: SamplingParams) -> torch.Tensor:
+        """The next token (1, 1) of an eager CPU step, through the lean layers and the screened head where set up.
+
+        With the screen, the penalty, suppressed tokens and the choice apply to its
+        candidates only (the tokens that can be chosen), so nothing vocabulary-wide
+        runs after the int8 pass.
+        """
         keep = 1 if params.greedy else params.top_k if 0 < params.top_k < self.seen.shape[1] else 0
         if self.lean is None and not (self.screen is not None and keep):
-            return self._scores(self.token)
+            return choose_from_adjusted(self._scores(self.token), self.knobs, params)
         cache = self.live_cache
         if self.lean is not None:
             hidden = self.lean.hidden(self.token, int(cache.position), cache)
         else:
             hidden = self._last_hidden(self.token)
-        if self.screen is not None and keep:
-            logits = self.screen.logits(hidden, self.seen, self.banned, self.knobs[0], keep)
-        else:
-            logits = F.linear(hidden, self.base.get_output_embeddings().weight)
-        return adjusted_logits(logits, self.seen, self.banned, self.knobs)
+        return self._choose_from_hidden(hidden, params, screened=self.screen is not None and keep > 0)
+
+    def _choose_from_hidden(self, hidden: torch.Tensor, params: SamplingParams, *, screened: bool) -> torch.Tensor:
+        """The output head and the choice for a final hidden state (1, hidden): screened, or the full fp32 head."""
+        if screened and self.screen is not None:
+            keep = 1 if params.greedy else params.top_k
+            rows, logits = self.screen.candidates(hidden, self.seen, self.banned, self.knobs[0], keep)
+            scores = adjusted_logits(logits, self.seen[:, rows], self.banned[:, rows], self.knobs)
+            return rows[choose_from_adjusted(scores, self.knobs, params)]
+        logits = F.linear(hidden, self.base.get_output_embeddings().weight)
+        return choose_from_adjusted(adjusted_logits(logits, self.seen, self.banned, self.knobs), self.knobs, params)
 
     def _step(self, params: SamplingParams) -> None:
         """One token: forward the last token, choose the next, advance. Only fixed buffers change."""
-        lean = self.lean is not None or self.screen is not None
-        scores = self._cpu_scores(params) if lean else self._forward_step(self.token)
-        chosen = choose_from_adjusted(scores, self.knobs, params)
+        if self.lean is not None or self.screen is not None:
+            chosen = self._cpu_choice(params)
+        else:
+            chosen = choose_from_adjusted(self._forward_step(self.token), self.knobs, params)
         self.seen.scatter_(1, chosen, True)
         self.token.copy_(chosen)
         self.live_cache.position.add_(1)

@@ -119,7 +119,7 @@ class ScreenedHead:
                 self.residual_norm[rows] = (block - dequantized).norm(dim=1)
             self.packed = torch.ops.onednn.qlinear_prepack(quantized, [2, width])
             self.zero_points = torch.zeros(rows_total, dtype=torch.long)
-        self.candidates = 0  # candidates in the last call (benchmarks report them)
+        self.candidate_count = 0  # candidates in the last call (benchmarks report them)
 
     def screen(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Approximate logits (1, vocab) of ``hidden`` (1, hidden) and each one's error bound."""
@@ -144,13 +144,16 @@ class ScreenedHead:
         error = torch.addcmul(self.row_norm * slack, self.residual_norm, size).add_(ABSOLUTE)
         return approximate, error[None]
 
-    def logits(self, hidden: torch.Tensor, seen: torch.Tensor, banned: torch.Tensor, penalty: torch.Tensor,
-               keep: int) -> torch.Tensor:
-        """(1, vocab) float32 logits, exact where the top ``keep`` penalized logits can be, -inf elsewhere.
+    def candidates(self, hidden: torch.Tensor, seen: torch.Tensor, banned: torch.Tensor, penalty: torch.Tensor,
+                   keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tokens that can be among the top ``keep`` penalized logits, and their fp32 logits.
 
-        ``hidden`` is the final hidden state (1, hidden); ``seen``/``banned`` and ``penalty``
-        are the decoder's repetition-penalty mask, suppressed tokens and penalty (a
-        0-d or 1-element tensor), which the caller still applies to the result.
+        Returns ``(rows, logits)``: token ids (C,) in increasing order, C >= ``keep``, and
+        their float32 logits (1, C), exact like the full head's (the penalty and
+        ``banned`` not applied: the caller applies them to the candidates, as to a full
+        row of logits). ``hidden`` is the final hidden state (1, hidden); ``seen``/``banned``
+        and ``penalty`` are the decoder's repetition-penalty mask, suppressed tokens and
+        penalty (a 0-d or 1-element tensor).
         """
         hidden = hidden.reshape(1, -1).float()
         approximate, error = self.screen(hidden)
@@ -158,9 +161,15 @@ class ScreenedHead:
         seen_rows = seen[0].nonzero()[:, 0]  # the penalty is monotone: penalize the interval's ends
         low[0, seen_rows] = penalized(low[0, seen_rows], penalty)
         high[0, seen_rows] = penalized(high[0, seen_rows], penalty)
-        low.masked_fill_(banned, float("-inf"))
+        banned_rows = banned[0].nonzero()[:, 0]
+        low[0, banned_rows] = float("-inf")
         threshold = low.max() if keep == 1 else low.topk(keep, dim=-1).values[0, -1]
         rows = (high[0] >= threshold).nonzero()[:, 0]
-        self.candidates = rows.numel()
-        exact = F.linear(hidden, self.weight.index_select(0, rows))
-        return torch.full_like(approximate, float("-inf")).index_copy_(1, rows, exact)
+        self.candidate_count = rows.numel()
+        return rows, F.linear(hidden, self.weight.index_select(0, rows))
+
+    def logits(self, hidden: torch.Tensor, seen: torch.Tensor, banned: torch.Tensor, penalty: torch.Tensor,
+               keep: int) -> torch.Tensor:
+        """A full (1, vocab) row: ``candidates``' fp32 logits in place, -inf for every other token."""
+        rows, exact = self.candidates(hidden, seen, banned, penalty, keep)
+        return torch.full((1, self.weight.shape[0]), float("-inf")).index_copy_(1, rows, exact)
