@@ -14,13 +14,12 @@ This times that kernel against fp32 ``F.linear`` on the 72 matrix shapes of one 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
+
+from cpu_rounds import median_ms, medians_over_rounds, print_round, write_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,26 +74,16 @@ def main(argv: list[str] | None = None) -> int:
             for threads in sorted({default_threads, 1}, reverse=True):
                 torch.set_num_threads(threads)
                 for label, call in (("fp32 F.linear", fp32), ("fbgemm fp16 weights", fp16)):
-                    times = []
-                    for _ in range(args.calls):
-                        begin = time.perf_counter()
-                        call()
-                        times.append(time.perf_counter() - begin)
-                    entry["ms"][f"{label}, {threads} thread(s)"] = statistics.median(times) * 1e3
+                    entry["ms"][f"{label}, {threads} thread(s)"] = median_ms(call, args.calls)
             torch.set_num_threads(default_threads)
             rounds.append(entry)
-            print(f"round {number}: load {entry['load_average_1min']:.1f} | "
-                  + " | ".join(f"{label} {ms:.1f}" for label, ms in entry["ms"].items()), flush=True)
+            print_round(number, entry)
 
     result = {"layer_weights": total, "not_exact_in_fp16_after_row_scale": inexact, "matrices": len(layers),
               "fp32_megabytes": sum(w.numel() for w, *_ in layers) * 4 / 1e6, "torch": torch.__version__,
-              "median_ms_over_rounds": {label: statistics.median(r["ms"][label] for r in rounds)
-                                        for label in rounds[0]["ms"]},
+              "median_ms_over_rounds": medians_over_rounds(rounds),
               "rounds": rounds, "load_average_1min_after": os.getloadavg()[0]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: result[k] for k in ("not_exact_in_fp16_after_row_scale", "layer_weights",
-                                             "median_ms_over_rounds")}, indent=1))
+    write_result(args.out, result, ("not_exact_in_fp16_after_row_scale", "layer_weights", "median_ms_over_rounds"))
     return 0
 
 

@@ -21,12 +21,13 @@ decoder (lean weights and the int8 head).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from cpu_rounds import median_ms, medians_over_rounds, print_round, write_result
 
 PROMPT = "### Instruction:\nWhat is a turbocharger and how does it differ from a supercharger?\n\n### Response:\n"
 
@@ -83,25 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(args.rounds):
             entry = {"load_average_1min": os.getloadavg()[0], "ms": {}}
             for label, call in parts.items():
-                times = []
-                for _ in range(args.tokens):
-                    begin = time.perf_counter()
-                    call()
-                    times.append(time.perf_counter() - begin)
-                entry["ms"][label] = statistics.median(times) * 1e3
+                entry["ms"][label] = median_ms(call, args.tokens)
             rounds.append(entry)
-            print(f"round {number}: load {entry['load_average_1min']:.1f} | "
-                  + " | ".join(f"{label} {ms:.1f}" for label, ms in entry["ms"].items()), flush=True)
+            print_round(number, entry)
 
     result = {"threads": torch.get_num_threads(), "torch": torch.__version__, "decoder_set_up_s": set_up_s,
-              "median_ms_over_rounds": {label: statistics.median(r["ms"][label] for r in rounds) for label in parts},
+              "median_ms_over_rounds": medians_over_rounds(rounds),
               "screen_candidates_per_token": {"min": min(candidates), "median": statistics.median(candidates),
                                               "max": max(candidates), "tokens": len(candidates)},
               "rounds": rounds, "load_average_1min_after": os.getloadavg()[0]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps({k: result[k] for k in ("decoder_set_up_s", "median_ms_over_rounds",
-                                             "screen_candidates_per_token")}, indent=1))
+    write_result(args.out, result, ("decoder_set_up_s", "median_ms_over_rounds", "screen_candidates_per_token"))
     return 0
 
 
