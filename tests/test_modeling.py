@@ -265,8 +265,8 @@ def adapter_dir(tiny_model_dir, tmp_path):
 
     config = config_for(tiny_model_dir, quantization="none")
     config.lora.r = 4
+    torch.manual_seed(1)  # lora_A's initialisation too: the adapter must not depend on what ran before
     model = apply_lora(load_base_model(config, True), config)
-    torch.manual_seed(1)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_B" in name:
