@@ -50,7 +50,7 @@ def chat(session):
         calls["forward"] += 1
         time.sleep(0.005)
 
-    hook = session.model.register_forward_pre_hook(slow_forward)
+    hook = session.model.get_decoder().register_forward_pre_hook(slow_forward)  # every CPU step runs the decoder stack
     session.forward_calls = calls
     yield session
     hook.remove()

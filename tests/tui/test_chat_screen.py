@@ -87,7 +87,8 @@ async def test_real_chat_session_on_the_tiny_model_streams_and_stops(project, ti
             tok, generation = self.tokenizer, self.model.generation_config
             blank = [i for i in range(len(tok)) if not tok.decode([i]).strip()]
             generation.suppress_tokens = sorted({tok.eos_token_id, tok.bos_token_id, tok.pad_token_id, *blank})
-            self.model.register_forward_pre_hook(lambda module, args: time.sleep(0.02))
+            # on the decoder stack, which every CPU step runs (a screened head skips the outer forward)
+            self.model.get_decoder().register_forward_pre_hook(lambda module, args: time.sleep(0.02))
             return self
 
     config_file = project / "carexpert.toml"
