@@ -12,12 +12,9 @@ import pytest
 import torch
 
 from carexpert.chat import graph_decode
+from carexpert.chat.decode_request import DecodeRequest, request_from_generation_config
 from carexpert.chat.decode_step import SamplingParams
-from carexpert.chat.graph_decode import (
-    DecodeRequest,
-    GraphDecoder,
-    request_from_generation_config,
-)
+from carexpert.chat.graph_decode import GraphDecoder
 
 NEW_TOKENS = 40
 

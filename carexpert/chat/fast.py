@@ -244,6 +244,7 @@ def start_own_loop(model: Any, tokenizer: Any, plan: DecodePlan, progress: Calla
     CUDA graph) detaches it and returns the ``generate`` plan, saying why.
     """
     from carexpert.chat import graph_decode
+    from carexpert.chat.decode_request import DecodeRequest
     from carexpert.chat.decode_step import SamplingParams
 
     graphs = plan.decoder == "graph"
@@ -259,7 +260,7 @@ def start_own_loop(model: Any, tokenizer: Any, plan: DecodePlan, progress: Calla
     def build_and_record() -> graph_decode.GraphDecoder:
         decoder = graph_decode.GraphDecoder(model, max_cache_len, graphs=graphs, compile_step=graphs and plan.compile)
         ids = tokenizer(WARM_UP_TEXT, return_tensors="pt")["input_ids"]
-        decoder.warm_up(ids, [graph_decode.DecodeRequest(params, 4, frozenset()) for params in requests])
+        decoder.warm_up(ids, [DecodeRequest(params, 4, frozenset()) for params in requests])
         return decoder
 
     try:

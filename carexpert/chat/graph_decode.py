@@ -35,12 +35,13 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from carexpert.chat import cpu_step
+from carexpert.chat.cpu_step import first_line
+from carexpert.chat.decode_request import DecodeRequest
 from carexpert.chat.decode_step import (
     FULL,
     SLIDING,
@@ -57,49 +58,8 @@ from carexpert.chat.decode_step import (
 
 LOOKAHEAD = 2  # steps queued on the GPU ahead of the token being read back
 CPU_CACHE_ROUNDING = 512  # a CPU cache is sized per answer, rounded up to reuse it across answers
-# generate settings this loop does not implement; any other value sends the answer to generate
-_NEUTRAL = {"num_beams": (None, 1), "num_return_sequences": (None, 1), "no_repeat_ngram_size": (None, 0),
-            "bad_words_ids": (None,), "begin_suppress_tokens": (None,),
-            "forced_bos_token_id": (None,), "forced_eos_token_id": (None,), "sequence_bias": (None,),
-            "min_length": (None, 0), "min_new_tokens": (None, 0), "typical_p": (None, 1.0), "min_p": (None, 0.0),
-            "epsilon_cutoff": (None, 0.0), "eta_cutoff": (None, 0.0), "encoder_repetition_penalty": (None, 1.0),
-            "guidance_scale": (None, 1.0), "watermarking_config": (None,), "exponential_decay_length_penalty": (None,),
-            "stop_strings": (None,), "max_time": (None,), "assistant_model": (None,), "prompt_lookup_num_tokens": (None,),
-            "top_h": (None,)}
-
-
 class DecoderUnavailable(RuntimeError):
     """This model or machine cannot use the loop; the message says why (shown in the DecodePlan)."""
-
-
-@dataclass(frozen=True)
-class DecodeRequest:
-    """One answer's decoding settings, read from a transformers ``GenerationConfig``."""
-
-    params: SamplingParams
-    max_new_tokens: int
-    eos_token_ids: frozenset[int]
-    suppress_tokens: frozenset[int] = frozenset()
-
-
-def request_from_generation_config(generation: Any) -> DecodeRequest | None:
-    """The request ``generation`` describes, or None when it asks for something only ``generate`` does."""
-    if generation is None or not generation.max_new_tokens:
-        return None
-    for name, neutral in _NEUTRAL.items():
-        if getattr(generation, name, None) not in neutral:
-            return None
-    eos = generation.eos_token_id
-    eos_ids = frozenset([] if eos is None else [eos] if isinstance(eos, int) else [int(e) for e in eos])
-    penalty = generation.repetition_penalty or 1.0
-    if generation.do_sample:
-        params = SamplingParams(False, temperature=generation.temperature or 1.0,
-                                top_p=1.0 if generation.top_p is None else generation.top_p,
-                                top_k=generation.top_k or 0, repetition_penalty=penalty)
-    else:
-        params = SamplingParams(True, repetition_penalty=penalty)
-    suppressed = frozenset(int(t) for t in (getattr(generation, "suppress_tokens", None) or []))
-    return DecodeRequest(params, int(generation.max_new_tokens), eos_ids, suppressed)
 
 
 class GraphDecoder:
@@ -157,30 +117,7 @@ class GraphDecoder:
 
     def _set_up_cpu_step(self) -> None:
         """The lean Gemma 3 layers and the screened head for eager CPU steps, each where the model allows it."""
-        from carexpert.chat import lean_gemma3, screened_head
-
-        notes = []
-        reason = lean_gemma3.unsupported_reason(self.base)
-        if reason is None:
-            try:
-                self.lean = lean_gemma3.LeanGemma3Step(self.base, self.max_len)
-            except Exception as error:  # noqa: BLE001 - any failure: the transformers layers decode instead
-                reason = f"setting up the lean step failed: {type(error).__name__}: {_first_line(error)}"
-        if reason is not None:
-            notes.append(f"transformers layers ({reason})")
-        reason = screened_head.unsupported_reason(self.base)
-        if reason is None and not callable(getattr(self.base, "get_decoder", None)):
-            reason = "no get_decoder() for the hidden state"
-        if reason is None:
-            try:
-                self.screen = screened_head.ScreenedHead(self.base.get_output_embeddings().weight)
-            except screened_head.ScreenUnavailable as error:
-                reason = str(error)
-            except Exception as error:  # noqa: BLE001 - any failure: the fp32 head decodes instead
-                reason = f"setting up the screen failed: {type(error).__name__}: {_first_line(error)}"
-        if reason is not None:
-            notes.append(f"full fp32 head ({reason})")
-        self.cpu_note = "; ".join(notes)
+        self.lean, self.screen, self.cpu_note = cpu_step.set_up(self.base, self.max_len)
 
     @property
     def live_cache(self) -> FixedCache:
@@ -236,13 +173,9 @@ class GraphDecoder:
 
     def _choose_from_hidden(self, hidden: torch.Tensor, params: SamplingParams, *, screened: bool) -> torch.Tensor:
         """The output head and the choice for a final hidden state (1, hidden): screened, or the full fp32 head."""
-        if screened and self.screen is not None:
-            keep = 1 if params.greedy else params.top_k
-            rows, logits = self.screen.candidates(hidden, self.seen, self.banned, self.knobs[0], keep)
-            scores = adjusted_logits(logits, self.seen[:, rows], self.banned[:, rows], self.knobs)
-            return rows[choose_from_adjusted(scores, self.knobs, params)]
-        logits = F.linear(hidden, self.base.get_output_embeddings().weight)
-        return choose_from_adjusted(adjusted_logits(logits, self.seen, self.banned, self.knobs), self.knobs, params)
+        return cpu_step.choose_from_hidden(hidden, self.base.get_output_embeddings().weight,
+                                           self.screen if screened else None, params, self.seen, self.banned,
+                                           self.knobs)
 
     def _step(self, params: SamplingParams) -> None:
         """One token: forward the last token, choose the next, advance. Only fixed buffers change."""
@@ -381,14 +314,14 @@ class GraphDecoder:
             except Exception as error:  # retry without the lean CPU step or without compiling, then give up
                 if self.lean is not None or self.screen is not None:
                     self.cpu_note = f"transformers layers and head (the lean CPU step failed: " \
-                                    f"{type(error).__name__}: {_first_line(error)})"
+                                    f"{type(error).__name__}: {first_line(error)})"
                     self.lean = self.screen = None
                     for _ in self.stream(prompt_ids, short):
                         pass
                     continue
                 if not self.compile_step:
                     raise
-                self.compile_error = f"{type(error).__name__}: {_first_line(error)}"
+                self.compile_error = f"{type(error).__name__}: {first_line(error)}"
                 self.compile_step = False
                 self._forward_step = self._scores
                 self.recorded.clear()
@@ -400,9 +333,7 @@ class GraphDecoder:
 
     def cpu_step(self) -> str:
         """What an eager CPU step runs, and what it falls back to and why (the plan shows it)."""
-        parts = [name for name, on in (("lean Gemma 3 layers", self.lean is not None),
-                                       ("screened int8/fp32 head", self.screen is not None)) if on]
-        return "; ".join(part for part in (", ".join(parts), self.cpu_note) if part)
+        return cpu_step.describe(self.lean, self.screen, self.cpu_note)
 
     def describe(self) -> str:
         if not self.graphs_enabled:
@@ -410,10 +341,6 @@ class GraphDecoder:
             return "own decode loop, eager" + (f" ({step})" if step else "")
         how = "compiled forward" if self.compile_step else "eager forward"
         return f"own decode loop, one CUDA graph per token ({how})"
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
 
 
 _decoders: weakref.WeakKeyDictionary[Any, GraphDecoder] = weakref.WeakKeyDictionary()

@@ -169,7 +169,8 @@ def stream_token_ids(model: Any, input_ids: Any, generation_config: Any,
     for the generation thread, so no thread outlives the answer. An exception raised
     inside ``generate`` is re-raised here.
     """
-    from carexpert.chat.graph_decode import decoder_for, request_from_generation_config
+    from carexpert.chat.decode_request import request_from_generation_config
+    from carexpert.chat.graph_decode import decoder_for
 
     tokens: queue.Queue[Any] = queue.Queue()
     failure: list[BaseException] = []
