@@ -274,10 +274,11 @@ def start_own_loop(model: Any, tokenizer: Any, plan: DecodePlan, progress: Calla
             progress(f"decoding path: {fallback.describe()}")
         return fallback
     graph_decode.attach(model, decoder)
-    if not graphs and decoder.cpu_step():  # the lean layers and screened head, or what it fell back to and why
-        plan = dataclasses.replace(plan, reason=f"{plan.reason}; CPU step: {decoder.cpu_step()}")
+    cpu_step = "" if graphs else decoder.cpu_step()  # the lean layers and screened head, or what it fell back to
+    if cpu_step:
+        plan = dataclasses.replace(plan, reason=f"{plan.reason}; CPU step: {cpu_step}")
         if progress:
-            progress(f"CPU decoding step: {decoder.cpu_step()}")
+            progress(f"CPU decoding step: {cpu_step}")
     if decoder.compile_error:
         plan = dataclasses.replace(plan, compile=False, reason=(
             f"{plan.reason}; compiling the step failed ({decoder.compile_error}), recorded it uncompiled"))

@@ -19,7 +19,7 @@ It returns the final normed hidden state; the output head is the caller's (see
 ``screened_head``). The arithmetic is the transformers forward's (same operations in
 the same precision), except that a concatenated matrix multiply and an attention over
 a slice may sum in another order, so logits can differ in the last bits; greedy
-tokens are checked against ``generate`` (tests/chat/test_lean_decode.py,
+tokens are checked against ``generate`` (tests/test_lean_cpu_step.py,
 benchmarks/decode_cpu.py). ``unsupported_reason`` names what this step does not do
 (another architecture, an adapter's unmerged layers, soft-capping, ...): the decoder
 then keeps the transformers forward.
